@@ -1,0 +1,1 @@
+"""`python -m bench` (`make bench`): the backup and restore benchmark of the performance issue."""

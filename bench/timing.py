@@ -1,0 +1,114 @@
+"""Running a shell pipeline several times and keeping the median: the only clock in the bench."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.errors import ExitCode, PgBackupError
+
+
+@dataclass
+class Measurement:
+    """One row of the table: a pipeline's wall-clock runs, and the size of what it wrote."""
+
+    name: str
+    label: str
+    kind: str  # "backup", "restore" or "limit"
+    runs: list[float] = field(default_factory=list)
+    bytes: int | None = None
+    note: str = ""
+
+    @property
+    def seconds(self) -> float | None:
+        return statistics.median(self.runs) if self.runs else None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "seconds": self.seconds,
+            "runs": [round(run, 3) for run in self.runs],
+            "bytes": self.bytes,
+            "note": self.note,
+        }
+
+
+def run_shell(script: str, env: dict[str, str], what: str) -> subprocess.CompletedProcess[str]:
+    """Run one bash pipeline (pipefail on); a failure is one line naming the step and its stderr."""
+    done = subprocess.run(
+        ["bash", "-o", "errexit", "-o", "pipefail", "-o", "nounset", "-c", script],
+        env=env, capture_output=True, text=True, check=False,
+        # A session of its own, as a pod's process is: a step that signals its process group
+        # must not take the bench down with it.
+        start_new_session=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-3:]
+        raise PgBackupError(
+            f"{what} failed (exit {done.returncode}): {' | '.join(tail) or 'no output'}",
+            "run `python -m bench --scale 1 --repeat 1` to reproduce quickly; see the stderr above",
+            ExitCode.STEP_FAILED,
+        )
+    return done
+
+
+def timed(step: Callable[[], object]) -> tuple[float, object]:
+    start = time.monotonic()
+    result = step()
+    return time.monotonic() - start, result
+
+
+def repeat(
+    measurement: Measurement,
+    repeat_count: int,
+    step: Callable[[], object],
+    before: Callable[[], None] | None = None,
+) -> list[object]:
+    """Time `step` `repeat_count` times; `before` (untimed) resets the ground before each run."""
+    results = []
+    for _ in range(repeat_count):
+        if before is not None:
+            before()
+        seconds, result = timed(step)
+        measurement.runs.append(seconds)
+        results.append(result)
+    return results
+
+
+@dataclass
+class Pipeline:
+    """A row to time: `before` (untimed) resets the ground, `step` is timed, `after` (untimed,
+    once at the end) records what was written."""
+
+    row: Measurement
+    step: Callable[[], object]
+    before: Callable[[], None] | None = None
+    after: Callable[[list[object]], None] | None = None
+    results: list[object] = field(default_factory=list)
+
+
+def run_rounds(pipelines: list[Pipeline], count: int) -> None:
+    """Run every pipeline once per round, `count` rounds: on a shared machine a burst of load then
+    hits every row alike instead of all the runs of one row."""
+    for _ in range(count):
+        for pipeline in pipelines:
+            if pipeline.before is not None:
+                pipeline.before()
+            seconds, result = timed(pipeline.step)
+            pipeline.row.runs.append(seconds)
+            pipeline.results.append(result)
+    for pipeline in pipelines:
+        if pipeline.after is not None and pipeline.results:
+            pipeline.after(pipeline.results)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (what the set costs on the volume)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())

@@ -1,0 +1,581 @@
+"""The stack's configuration: typed, validated once, every error naming the key at fault.
+
+Two ways in, one parser:
+- under Pulumi (`pulumi up`, the mock runtime): `from_pulumi()` reads `pulumi.Config("pgbackup")`;
+- offline (the operator CLI, docs, tests): `load_stack_config(stack)` reads `Pulumi.<stack>.yaml`
+  plus the defaults of `Pulumi.yaml`. `secure:` values cannot be decrypted there and become
+  placeholders.
+
+Both hand a plain mapping to `parse_stack_config`, so the two always agree. Defaults of nested
+fields live here (the Pulumi CLI does not type nested fields); top-level defaults are also stated in
+`Pulumi.yaml` so `pulumi config` shows them (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import names
+from infra.validate import (
+    ConfigError,
+    Reader,
+    check_bucket_name,
+    check_compression,
+    check_cron,
+    check_dns_label,
+    check_image,
+    check_quantity,
+    check_time_zone,
+)
+
+__all__ = [
+    "ConfigError",
+    "CredentialsConfig",
+    "DatabaseConfig",
+    "ObjectLockConfig",
+    "OffsiteConfig",
+    "PostgresConfig",
+    "SecretRef",
+    "StackConfig",
+    "load_stack_config",
+    "parse_stack_config",
+    "raw_stack_config",
+]
+
+NAMESPACE = "pgbackup"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SECRET_PLACEHOLDER = "[secret: {key}, not decrypted offline]"  # noqa: S105 (a label)
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+CREDENTIAL_MODES = ("irsa", "accessKey")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+STORAGE_CLASSES = (
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+)
+# S3 refuses a transition to the infrequent-access classes before an object is 30 days old.
+MIN_TRANSITION_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
+# Top-level keys and their defaults (mirrored by Pulumi.yaml's `default:` entries).
+TOP_LEVEL_DEFAULTS: dict[str, Any] = {
+    "release": "vocab-app",
+    "appDeployments": [],
+    "operatorGroup": "",
+    "crossStackRead": [],
+    "drill": {},
+    "alerts": {},
+}
+REQUIRED_KEYS = ("namespace", "images", "postgres", "databases", "offsite")
+SECRET_KEYS = ("kubeconfig",)
+OPTIONAL_KEYS = ("kubeContext",)
+ALL_KEYS = tuple(TOP_LEVEL_DEFAULTS) + REQUIRED_KEYS + SECRET_KEYS + OPTIONAL_KEYS
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A key of a Kubernetes Secret that already exists in the namespace."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    requests_cpu: str
+    requests_memory: str
+    limits_cpu: str
+    limits_memory: str
+
+    def as_k8s(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.requests_cpu, "memory": self.requests_memory},
+            "limits": {"cpu": self.limits_cpu, "memory": self.limits_memory},
+        }
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    host: str
+    port: int
+    user: str
+    password_secret: SecretRef
+    ssl_mode: str
+    ssl_root_cert_secret: SecretRef | None
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """One database: one PVC, one scripts ConfigMap, one CronJob."""
+
+    index: int
+    key: str  # suffix of the object names for the second and later databases
+    name: str
+    schedule: str
+    time_zone: str
+    retention_days: int
+    keep_min: int
+    storage_size: str
+    storage_class: str | None
+    compression: str
+    dump_jobs: int | None
+    resources: Resources
+    upload_resources: Resources
+    starting_deadline_seconds: int
+    active_deadline_seconds: int
+    backoff_limit: int
+    successful_jobs_history_limit: int
+    failed_jobs_history_limit: int
+    ttl_seconds_after_finished: int
+    import_pvc: bool
+    suspend: bool
+    # Object names, computed once from the release and the database's position.
+    cronjob_name: str
+    pvc_name: str
+    configmap_name: str
+
+
+@dataclass(frozen=True)
+class ObjectLockConfig:
+    mode: str
+    days: int
+
+
+@dataclass(frozen=True)
+class TransitionConfig:
+    days: int
+    storage_class: str
+
+
+@dataclass(frozen=True)
+class CredentialsConfig:
+    mode: str  # "irsa" or "accessKey"
+    oidc_provider_arn: str | None
+    oidc_issuer: str | None
+    writer_secret_name: str  # accessKey mode: the Kubernetes Secret holding the writer's key
+    reader_secret_name: str
+
+
+@dataclass(frozen=True)
+class OffsiteConfig:
+    bucket_name: str
+    prefix: str
+    retention_days: int
+    noncurrent_days: int
+    abort_multipart_days: int
+    transition: TransitionConfig | None
+    object_lock: ObjectLockConfig | None
+    credentials: CredentialsConfig
+    endpoint_url: str
+    kms_deletion_window_days: int
+
+
+@dataclass(frozen=True)
+class CrossStackRead:
+    stack: str
+    bucket_name: str
+    prefix: str
+    kms_key_arn: str | None
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    enabled: bool
+    schedule: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool
+    no_backup_hours: int
+    pvc_usage_percent: int
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    region: str
+    namespace: str
+    release: str
+    postgres_image: str
+    aws_cli_image: str
+    postgres: PostgresConfig
+    databases: tuple[DatabaseConfig, ...]
+    app_deployments: tuple[str, ...]
+    operator_group: str
+    offsite: OffsiteConfig
+    cross_stack_read: tuple[CrossStackRead, ...]
+    drill: DrillConfig
+    alerts: AlertsConfig
+    kube_context: str | None
+    # A kubeconfig for an explicit provider (disaster recovery into a new cluster). Under Pulumi a
+    # secret Output; offline a placeholder string; None when the ambient kubeconfig is used.
+    kubeconfig: Any
+    backup_service_account: str
+    restore_service_account: str
+    restore_role: str
+
+    def database(self, name: str) -> DatabaseConfig:
+        for db in self.databases:
+            if name in (db.name, db.key):
+                return db
+        known = ", ".join(db.name for db in self.databases)
+        raise ConfigError(
+            f"database {name!r} is not configured in stack {self.stack!r} (known: {known})",
+            f"pass one of: {known}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _resources(r: Reader, key: str, default: Resources) -> Resources:
+    sub = r.obj(key, {})
+    sub.allow("requests", "limits")
+    req = sub.obj("requests", {})
+    lim = sub.obj("limits", {})
+    req.allow("cpu", "memory")
+    lim.allow("cpu", "memory")
+    values = Resources(
+        requests_cpu=check_quantity(req, "cpu", default.requests_cpu),
+        requests_memory=check_quantity(req, "memory", default.requests_memory),
+        limits_cpu=check_quantity(lim, "cpu", default.limits_cpu),
+        limits_memory=check_quantity(lim, "memory", default.limits_memory),
+    )
+    return values
+
+
+DEFAULT_BACKUP_RESOURCES = Resources("250m", "256Mi", "2", "1Gi")
+DEFAULT_UPLOAD_RESOURCES = Resources("100m", "128Mi", "1", "512Mi")
+
+
+def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseConfig:
+    r.allow(
+        "name",
+        "key",
+        "schedule",
+        "timeZone",
+        "retentionDays",
+        "keepMin",
+        "storageSize",
+        "storageClass",
+        "compression",
+        "dumpJobs",
+        "resources",
+        "uploadResources",
+        "startingDeadlineSeconds",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+        "ttlSecondsAfterFinished",
+        "importPvc",
+        "suspend",
+    )
+    name = r.string("name", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", example="vocab_app_staging")
+    key = r.string("key", default=name.replace("_", "-").lower())
+    check_dns_label(r, "key", key, max_len=20)
+    if key in seen:
+        r.fail("key", f"{key!r} is used by another database", "give each database its own key")
+    seen.add(key)
+    schedule = check_cron(r, "schedule", "0 2 * * *")
+    history_ok = r.number("successfulJobsHistoryLimit", default=3, minimum=1, maximum=100)
+    history_failed = r.number("failedJobsHistoryLimit", default=3, minimum=1, maximum=100)
+    ttl = r.number("ttlSecondsAfterFinished", default=8 * 86400, minimum=3600)
+    retention = r.number("retentionDays", default=30, minimum=1)
+    base = names.backup_base(release, key if index > 0 else None)
+    return DatabaseConfig(
+        index=index,
+        key=key,
+        name=name,
+        schedule=schedule,
+        time_zone=check_time_zone(r, "timeZone", "Etc/UTC"),
+        retention_days=retention,
+        keep_min=r.number("keepMin", default=7, minimum=1),
+        storage_size=check_quantity(r, "storageSize", "30Gi"),
+        storage_class=r.opt_string("storageClass"),
+        compression=check_compression(r, "compression", "auto"),
+        dump_jobs=r.opt_number("dumpJobs", minimum=1, maximum=64),
+        resources=_resources(r, "resources", DEFAULT_BACKUP_RESOURCES),
+        upload_resources=_resources(r, "uploadResources", DEFAULT_UPLOAD_RESOURCES),
+        starting_deadline_seconds=r.number("startingDeadlineSeconds", default=3600, minimum=10),
+        active_deadline_seconds=r.number("activeDeadlineSeconds", default=6 * 3600, minimum=60),
+        backoff_limit=r.number("backoffLimit", default=1, minimum=0, maximum=10),
+        successful_jobs_history_limit=history_ok,
+        failed_jobs_history_limit=history_failed,
+        ttl_seconds_after_finished=ttl,
+        import_pvc=r.flag("importPvc", default=False),
+        suspend=r.flag("suspend", default=False),
+        cronjob_name=names.cronjob(base),
+        pvc_name=names.pvc(base),
+        configmap_name=names.configmap(base),
+    )
+
+
+def _secret_ref(r: Reader, key: str, required: bool) -> SecretRef | None:
+    if not required and r.raw.get(key) in (None, "", {}):
+        return None
+    sub = r.obj(key, None)
+    sub.allow("name", "key")
+    return SecretRef(
+        name=check_dns_label(sub, "name", sub.string("name", example="vocab-app-postgres"), 253),
+        key=sub.string("key", pattern=r"^[-._a-zA-Z0-9]+$", example="postgres-password"),
+    )
+
+
+def _postgres(r: Reader) -> PostgresConfig:
+    r.allow("host", "port", "user", "passwordSecret", "sslMode", "sslRootCertSecret")
+    password = _secret_ref(r, "passwordSecret", required=True)
+    assert password is not None
+    return PostgresConfig(
+        host=r.string("host", example="vocab-app-postgres"),
+        port=r.number("port", default=5432, minimum=1, maximum=65535),
+        user=r.string("user", default="postgres"),
+        password_secret=password,
+        ssl_mode=r.choice("sslMode", SSL_MODES, default="prefer"),
+        ssl_root_cert_secret=_secret_ref(r, "sslRootCertSecret", required=False),
+    )
+
+
+def _credentials(r: Reader, release: str) -> CredentialsConfig:
+    r.allow("mode", "oidcProviderArn", "oidcIssuer", "accessKeySecret", "readerAccessKeySecret")
+    mode = r.choice("mode", CREDENTIAL_MODES, default="irsa")
+    provider_arn = r.opt_string("oidcProviderArn")
+    issuer = r.opt_string("oidcIssuer")
+    if mode == "irsa":
+        if provider_arn is None:
+            r.fail(
+                "oidcProviderArn",
+                "is required when mode is irsa",
+                "set it to the cluster's IAM OIDC provider ARN, or use mode: accessKey",
+            )
+        if not (provider_arn or "").startswith("arn:aws"):
+            r.fail("oidcProviderArn", f"{provider_arn!r} is not an ARN", "use arn:aws:iam::...")
+        if issuer is None:
+            r.fail(
+                "oidcIssuer",
+                "is required when mode is irsa",
+                "set it to the issuer host/path, e.g. oidc.eks.eu-west-1.amazonaws.com/id/XYZ",
+            )
+        issuer = (issuer or "").removeprefix("https://")
+    writer_secret = r.string("accessKeySecret", default=names.aws_secret(release, "backup"))
+    reader_secret = r.string("readerAccessKeySecret", default=names.aws_secret(release, "restore"))
+    check_dns_label(r, "accessKeySecret", writer_secret, 253)
+    check_dns_label(r, "readerAccessKeySecret", reader_secret, 253)
+    return CredentialsConfig(mode, provider_arn, issuer, writer_secret, reader_secret)
+
+
+def _offsite(r: Reader, release: str) -> OffsiteConfig:
+    r.allow(
+        "bucketName",
+        "prefix",
+        "retentionDays",
+        "noncurrentDays",
+        "abortMultipartDays",
+        "transition",
+        "objectLock",
+        "credentials",
+        "endpointUrl",
+        "kmsDeletionWindowDays",
+    )
+    bucket = check_bucket_name(r, "bucketName")
+    prefix = r.string(
+        "prefix", default="postgres", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^.$"
+    )
+    retention = r.number("retentionDays", default=90, minimum=1)
+    transition = None
+    if r.raw.get("transition") not in (None, {}):
+        t = r.obj("transition", None)
+        t.allow("days", "storageClass")
+        storage_class = t.choice("storageClass", STORAGE_CLASSES)
+        days = t.number("days", minimum=MIN_TRANSITION_DAYS.get(storage_class, 1))
+        if days >= retention:
+            t.fail(
+                "days",
+                f"{days} is not before the offsite retention ({retention} days)",
+                "transition earlier than offsite.retentionDays, or drop the transition",
+            )
+        transition = TransitionConfig(days, storage_class)
+    lock = None
+    if r.raw.get("objectLock") not in (None, {}):
+        lk = r.obj("objectLock", None)
+        lk.allow("mode", "days")
+        if lk.raw.get("mode") in (None, ""):
+            lk.fail("mode", "is missing", "set mode: COMPLIANCE or GOVERNANCE (or drop objectLock)")
+        mode = lk.choice("mode", LOCK_MODES)
+        days = lk.number("days", minimum=1)
+        if days < retention:
+            lk.fail(
+                "days",
+                f"{days} is shorter than offsite.retentionDays ({retention})",
+                f"set objectLock.days to at least {retention}",
+            )
+        lock = ObjectLockConfig(mode, days)
+    return OffsiteConfig(
+        bucket_name=bucket,
+        prefix=prefix,
+        retention_days=retention,
+        noncurrent_days=r.number("noncurrentDays", default=7, minimum=1),
+        abort_multipart_days=r.number("abortMultipartDays", default=7, minimum=1),
+        transition=transition,
+        object_lock=lock,
+        credentials=_credentials(r.obj("credentials", {}), release),
+        endpoint_url=r.string("endpointUrl", default=""),
+        kms_deletion_window_days=r.number(
+            "kmsDeletionWindowDays", default=30, minimum=7, maximum=30
+        ),
+    )
+
+
+def _cross_stack(r: Reader) -> CrossStackRead:
+    r.allow("stack", "bucketName", "prefix", "kmsKeyArn")
+    return CrossStackRead(
+        stack=r.string("stack"),
+        bucket_name=check_bucket_name(r, "bucketName"),
+        prefix=r.string("prefix", default="postgres"),
+        kms_key_arn=r.opt_string("kmsKeyArn"),
+    )
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> StackConfig:
+    """Validate the `pgbackup:` keys (without prefix) of one stack; raise ConfigError at the first
+    problem, naming the key."""
+    values = {**TOP_LEVEL_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    top = Reader(values, f"{NAMESPACE}:", top=True)
+    top.allow(*ALL_KEYS)
+    for key in REQUIRED_KEYS:
+        top.require(key)
+    release = top.string("release", default="vocab-app")
+    check_dns_label(top, "release", release, max_len=30)
+    namespace = top.string("namespace")
+    check_dns_label(top, "namespace", namespace, max_len=63)
+    images = top.obj("images", None)
+    images.allow("postgres", "awsCli")
+    db_items = top.items("databases")
+    if not db_items:
+        top.fail("databases", "is empty", "list at least one database: [{name: ...}]")
+    seen: set[str] = set()
+    databases = tuple(
+        _database(item, i, release, seen) for i, item in enumerate(top.obj_list("databases"))
+    )
+    apps = tuple(top.str_list("appDeployments"))
+    for i, app in enumerate(apps):
+        check_dns_label(top, f"appDeployments[{i}]", app, 253)
+    drill = top.obj("drill", {})
+    drill.allow("enabled", "schedule", "timeZone")
+    alerts = top.obj("alerts", {})
+    alerts.allow("enabled", "noBackupHours", "pvcUsagePercent", "webhookSecret")
+    return StackConfig(
+        stack=stack,
+        region=region,
+        namespace=namespace,
+        release=release,
+        postgres_image=check_image(images, "postgres", "postgres"),
+        aws_cli_image=check_image(images, "awsCli", "amazon/aws-cli"),
+        postgres=_postgres(top.obj("postgres", None)),
+        databases=databases,
+        app_deployments=apps,
+        operator_group=top.string("operatorGroup", default=""),
+        offsite=_offsite(top.obj("offsite", None), release),
+        cross_stack_read=tuple(_cross_stack(c) for c in top.obj_list("crossStackRead")),
+        drill=DrillConfig(
+            enabled=drill.flag("enabled", default=False),
+            schedule=check_cron(drill, "schedule", "0 4 1 * *"),
+            time_zone=check_time_zone(drill, "timeZone", "Etc/UTC"),
+        ),
+        alerts=AlertsConfig(
+            enabled=alerts.flag("enabled", default=False),
+            no_backup_hours=alerts.number("noBackupHours", default=26, minimum=1),
+            pvc_usage_percent=alerts.number("pvcUsagePercent", default=80, minimum=1, maximum=100),
+        ),
+        kube_context=top.opt_string("kubeContext"),
+        kubeconfig=values.get("kubeconfig"),
+        backup_service_account=names.backup_service_account(release),
+        restore_service_account=names.restore_service_account(release),
+        restore_role=names.restore_role(release),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline: from the stack files
+
+
+def _project_defaults(project_dir: Path) -> dict[str, Any]:
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+    defaults: dict[str, Any] = {}
+    for key, spec in (project.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            defaults[key] = spec["default"]
+    return defaults
+
+
+def raw_stack_config(stack: str, project_dir: Path | str | None = None) -> dict[str, Any]:
+    """Every `namespace:key` of the stack file with the project defaults, `secure:` values replaced
+    by placeholders. Keys keep their namespace (`pgbackup:databases`, `aws:region`)."""
+    root = Path(project_dir) if project_dir is not None else PROJECT_DIR
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise ConfigError(
+            f"no stack file {path.name} in {root}",
+            f"use one of the stacks: {', '.join(known) or '(none)'}",
+            not_found=True,
+        )
+    data = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = {f"{NAMESPACE}:{k}": v for k, v in _project_defaults(root).items()}
+    for key, value in (data.get("config") or {}).items():
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            value = SECRET_PLACEHOLDER.format(key=full)
+        config[full] = value
+    return config
+
+
+def config_from_raw(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    prefix = f"{NAMESPACE}:"
+    ours = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
+    region = str(raw.get("aws:region") or "")
+    return parse_stack_config(ours, stack, region)
+
+
+def load_stack_config(stack_name: str, project_dir: Path | str | None = None) -> StackConfig:
+    """The stack's validated config, read from `Pulumi.<stack>.yaml` (no Pulumi engine needed)."""
+    return config_from_raw(raw_stack_config(stack_name, project_dir), stack_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Under Pulumi
+
+
+def _decode(text: str) -> Any:
+    """Pulumi hands every config value over as a string; objects, lists and booleans as JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def from_pulumi() -> StackConfig:
+    """The stack's validated config from the running Pulumi program (real engine or mocks)."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for key in ALL_KEYS:
+        if key in SECRET_KEYS:
+            continue
+        text = cfg.get(key)
+        if text is not None:
+            raw[key] = _decode(text)
+    raw["kubeconfig"] = cfg.get_secret("kubeconfig")
+    region = pulumi.Config("aws").get("region") or ""
+    return parse_stack_config(raw, pulumi.get_stack(), region)

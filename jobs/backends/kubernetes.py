@@ -1,0 +1,535 @@
+"""The Kubernetes backend: the steps run as Jobs made from the stack's CronJob, in its namespace.
+
+Talks to the API with the `kubernetes` client only (BatchV1Api, AppsV1Api, CoreV1Api); never
+`pods/exec`. The three API objects are injectable: tests pass a fake that records calls.
+Offsite listing and `download` read S3 from the operator's machine with boto3 (read-only calls).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jobs.backends import kube_jobs, steps
+from jobs.backends.base import (
+    BackupResult,
+    BackupSet,
+    DownloadResult,
+    PreparedRestore,
+    RestoreResult,
+    StatusReport,
+    VerifyResult,
+    Where,
+)
+from jobs.backends.kube_jobs import Step
+from jobs.backends.offsite import OffsiteStore
+from jobs.errors import ExitCode, PgBackupError
+from jobs.stack import DatabaseObjects, StackContext
+
+STEP_TIMEOUT_SECONDS = 6 * 3600
+SCALE_DOWN_TIMEOUT_SECONDS = 300
+
+
+def _plain(obj: Any) -> Any:
+    """A client model object (or a dict) as plain camelCase data."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+def _api_error(error: Exception, what: str) -> PgBackupError:
+    status = getattr(error, "status", None)
+    if status == 404:
+        return PgBackupError(
+            f"{what}: not found", "run `pulumi up` for this stack", ExitCode.NOT_FOUND
+        )
+    if status in (401, 403):
+        return PgBackupError(
+            f"{what}: the Kubernetes API refused ({status})",
+            "use a context bound to the restore Role (operatorGroup in the stack config)",
+            ExitCode.DENIED,
+        )
+    return PgBackupError(
+        f"{what}: {error}",
+        "check --kubeconfig/--context and that the cluster is reachable",
+        ExitCode.UNREACHABLE,
+    )
+
+
+def load_apis(kubeconfig: str | None, context: str | None) -> tuple[Any, Any, Any]:
+    """BatchV1Api, AppsV1Api and CoreV1Api for the kubeconfig (the seam tests replace)."""
+    from kubernetes import client, config
+
+    try:
+        config.load_kube_config(config_file=kubeconfig, context=context)
+    except Exception as error:  # noqa: BLE001 - any failure here means "no cluster access"
+        raise PgBackupError(
+            f"cannot load the kubeconfig ({error})",
+            "pass --kubeconfig/--context, or use --local",
+            ExitCode.CONFIG,
+        ) from error
+    return client.BatchV1Api(), client.AppsV1Api(), client.CoreV1Api()
+
+
+class KubernetesBackend:
+    def __init__(
+        self,
+        stack: StackContext,
+        batch: Any = None,
+        apps: Any = None,
+        core: Any = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_seconds: float = 2.0,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.stack = stack
+        self.namespace = stack.namespace
+        self.stack_label = f"namespace {stack.namespace}"
+        self.sleep = sleep
+        self.poll_seconds = poll_seconds
+        if endpoint_url is None:
+            endpoint_url = os.environ.get("S3_ENDPOINT_URL") or stack.endpoint_url
+        self.endpoint_url = endpoint_url
+        if batch is None or apps is None or core is None:
+            batch, apps, core = load_apis(kubeconfig, context)
+        self.batch, self.apps, self.core = batch, apps, core
+
+    # -- API helpers -------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PgBackupError:
+            raise
+        except Exception as error:  # noqa: BLE001 - ApiException, urllib3 and socket errors alike
+            raise _api_error(error, what) from error
+
+    def _objects(self, db: str) -> DatabaseObjects:
+        return self.stack.database(db)
+
+    def _cronjob(self, db: str) -> dict[str, Any]:
+        name = self._objects(db).cronjob
+        cronjob = self._call(
+            f"CronJob {name} in {self.namespace}",
+            self.batch.read_namespaced_cron_job,
+            name,
+            self.namespace,
+        )
+        plain: dict[str, Any] = _plain(cronjob)
+        plain["metadata"].setdefault("namespace", self.namespace)
+        return plain
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        listed = self._call(
+            f"Jobs in {self.namespace}", self.batch.list_namespaced_job, self.namespace
+        )
+        return list(_plain(listed).get("items") or [])
+
+    def _active_jobs(self, db: str) -> list[str]:
+        cronjob = self._objects(db).cronjob
+        database_label = db.replace("_", "-")[:63]
+        active = []
+        for job in self._jobs():
+            meta = job.get("metadata") or {}
+            owned = any(o.get("name") == cronjob for o in meta.get("ownerReferences") or [])
+            ours = (meta.get("labels") or {}).get(kube_jobs.DATABASE_LABEL) == database_label
+            if (owned or ours) and (job.get("status") or {}).get("active"):
+                active.append(str(meta.get("name")))
+        return active
+
+    # -- running a Job -----------------------------------------------------------------------
+    def _pod_of(self, job: str) -> dict[str, Any] | None:
+        pods = self._call(
+            f"pods of Job {job}",
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"job-name={job}",
+        )
+        items = list(_plain(pods).get("items") or [])
+        return items[-1] if items else None
+
+    def _wait_started(self, job: str, container: str) -> dict[str, Any]:
+        deadline = time.monotonic() + STEP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            pod = self._pod_of(job)
+            if pod:
+                status = pod.get("status") or {}
+                every = [
+                    *(status.get("initContainerStatuses") or []),
+                    *(status.get("containerStatuses") or []),
+                ]
+                for entry in every:
+                    if entry.get("name") != container:
+                        continue
+                    state = entry.get("state") or {}
+                    if state.get("running") or state.get("terminated"):
+                        return pod
+                    reason = (state.get("waiting") or {}).get("reason", "")
+                    if reason in (
+                        "ErrImagePull",
+                        "ImagePullBackOff",
+                        "InvalidImageName",
+                        "CreateContainerConfigError",
+                    ):
+                        raise PgBackupError(
+                            f"Job {job} cannot start: {reason}",
+                            "check the images and Secrets named in the stack config",
+                            ExitCode.CONFIG,
+                        )
+                if status.get("phase") in ("Succeeded", "Failed"):
+                    return pod
+            self.sleep(self.poll_seconds)
+        raise PgBackupError(
+            f"Job {job} did not start (a ReadWriteOnce volume attached on another node hangs "
+            "at Multi-Attach)",
+            f"kubectl -n {self.namespace} describe job {job}",
+            ExitCode.STEP_FAILED,
+        )
+
+    def _follow(self, pod: str, container: str) -> str:
+        """The container's log, echoed to stderr as it comes."""
+        response = self._call(
+            f"logs of {pod}",
+            self.core.read_namespaced_pod_log,
+            pod,
+            self.namespace,
+            container=container,
+            follow=True,
+            _preload_content=False,
+        )
+        if isinstance(response, str):
+            chunks: Any = [response]
+        elif hasattr(response, "stream"):
+            chunks = response.stream()
+        else:
+            chunks = [getattr(response, "data", b"")]
+        text = []
+        for chunk in chunks:
+            piece = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+            text.append(piece)
+            for line in piece.splitlines():
+                print(f"    {line}", file=sys.stderr, flush=True)
+        return "".join(text)
+
+    def _wait_finished(self, job: str) -> bool:
+        deadline = time.monotonic() + STEP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            status = (
+                _plain(
+                    self._call(
+                        f"Job {job}", self.batch.read_namespaced_job_status, job, self.namespace
+                    )
+                ).get("status")
+                or {}
+            )
+            if status.get("succeeded"):
+                return True
+            if status.get("failed") and not status.get("active"):
+                return False
+            self.sleep(self.poll_seconds)
+        raise PgBackupError(
+            f"Job {job} did not finish in time", f"kubectl -n {self.namespace} describe job {job}"
+        )
+
+    def _exit_code(self, job: str) -> int:
+        pod = self._pod_of(job) or {}
+        status = pod.get("status") or {}
+        for entry in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]:
+            terminated = (entry.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode"):
+                return int(terminated["exitCode"])
+        return int(ExitCode.STEP_FAILED)
+
+    def _run_job(self, manifest: dict[str, Any], what: str) -> str:
+        """Create the Job, follow each container's log in order, return the last container's log
+        (the step's stdout summary is its last JSON line); the step's error if it failed."""
+        name = manifest["metadata"]["name"]
+        self._call(f"create Job {name}", self.batch.create_namespaced_job, self.namespace, manifest)
+        print(f"    Job {name} created in {self.namespace}", file=sys.stderr, flush=True)
+        pod_spec = manifest["spec"]["template"]["spec"]
+        containers = [
+            c["name"] for c in [*(pod_spec.get("initContainers") or []), *pod_spec["containers"]]
+        ]
+        logs = ""
+        for container in containers:
+            pod = self._wait_started(name, container)
+            logs = self._follow(pod["metadata"]["name"], container)
+        if not self._wait_finished(name):
+            raise steps.step_failed(what, self._exit_code(name), logs, f"Job {name}")
+        return logs
+
+    def _step(
+        self,
+        db: str,
+        purpose: str,
+        step_list: list[Step],
+        service_account: str | None = None,
+        scratch: bool = False,
+    ) -> dict[str, Any]:
+        objects = self._objects(db)
+        cronjob = self._cronjob(db)
+        manifest = kube_jobs.step_job(
+            cronjob,
+            kube_jobs.job_name(objects.cronjob, purpose),
+            objects.configmap,
+            db,
+            step_list,
+            service_account=service_account,
+            aws_image=self.stack.aws_cli_image,
+            scratch=scratch,
+            credentials_secret=(
+                self.stack.reader_credentials_secret
+                if service_account == self.stack.restore_service_account
+                else ""
+            ),
+        )
+        logs = self._run_job(manifest, step_list[-1].script)
+        return steps.summary(logs, step_list[-1].script) | {"_logs": logs}
+
+    # -- offsite -----------------------------------------------------------------------------
+    def _store(self, source_stack: str | None = None) -> OffsiteStore:
+        if source_stack:
+            grant = self.stack.grant_for(source_stack)
+            return OffsiteStore(grant.bucket, grant.prefix, self.endpoint_url)
+        if not self.stack.bucket:
+            raise PgBackupError(
+                f"stack {self.stack.name} has no offsite bucket",
+                f"set pgbackup:offsite.bucketName in Pulumi.{self.stack.name}.yaml",
+                ExitCode.CONFIG,
+            )
+        return OffsiteStore(self.stack.bucket, self.stack.prefix, self.endpoint_url)
+
+    def _s3_env(self, source_stack: str | None) -> dict[str, str]:
+        """Another stack's bucket and prefix: this stack's reader credentials cover it when (and
+        only when) `crossStackRead` grants it."""
+        if not source_stack:
+            return {}
+        grant = self.stack.grant_for(source_stack)
+        return {"S3_BUCKET": grant.bucket, "S3_PREFIX": grant.prefix}
+
+    # -- the API -----------------------------------------------------------------------------
+    def run_backup(self, db: str) -> BackupResult:
+        active = self._active_jobs(db)
+        if active:
+            raise PgBackupError(
+                f"a backup or restore Job of {db} is already running ({', '.join(active)})",
+                f"wait for it (kubectl -n {self.namespace} get jobs) and try again",
+                ExitCode.LOCKED,
+            )
+        objects = self._objects(db)
+        cronjob = self._cronjob(db)
+        manifest = kube_jobs.manual_job(cronjob, kube_jobs.job_name(objects.cronjob, "manual"))
+        logs = self._run_job(manifest, "backup")
+        backups = [line for line in steps.json_lines(logs) if line.get("event") == "backup"]
+        result = backups[-1] if backups else steps.summary(logs, "backup")
+        return BackupResult(
+            database=str(result.get("database", db)),
+            id=str(result["id"]),
+            bytes=int(result.get("bytes", 0)),
+            seconds=float(result.get("seconds", 0)),
+            status=str(result.get("status", "")),
+            path=str(result.get("path", "")),
+            log=f"job/{manifest['metadata']['name']}",
+        )
+
+    def _volume(self, db: str) -> tuple[list[BackupSet], dict[str, Any]]:
+        result = self._step(db, "inventory", [Step("inventory.sh", {})])
+        return steps.inventory(result["_logs"], db)
+
+    def list_sets(self, db: str | None, where: Where | None = None) -> list[BackupSet]:
+        names = [db] if db else [d.name for d in self.stack.databases]
+        sets: list[BackupSet] = []
+        for name in names:
+            if where in (None, "volume"):
+                sets.extend(self._volume(name)[0])
+            if where in (None, "offsite"):
+                sets.extend(self._store().list_sets(name))
+        return sets
+
+    def resolve(
+        self, db: str, backup_id: str, where: Where, source_stack: str | None = None
+    ) -> str:
+        if where == "offsite" or source_stack:
+            return self._store(source_stack).resolve(db, backup_id)
+        if backup_id.endswith(".sql.gz"):
+            return backup_id
+        for candidate in self._volume(db)[0]:
+            if (backup_id == "latest" and candidate.verified) or candidate.id == backup_id:
+                return candidate.id
+        raise PgBackupError(
+            f"no {'verified ' if backup_id == 'latest' else ''}set {backup_id} of {db} on the "
+            f"volume {self._objects(db).pvc}",
+            "pick an id from `pgbackup list`, or use --from offsite",
+            ExitCode.NOT_FOUND,
+        )
+
+    def verify(self, db: str, backup_id: str, where: Where = "volume") -> VerifyResult:
+        env = {"BACKUP_ID": backup_id}
+        if where == "volume":
+            result = self._step(db, "verify", [Step("verify.sh", env)])
+        else:
+            result = self._step(
+                db,
+                "verify",
+                [Step("fetch.sh", env), Step("verify.sh", env)],
+                service_account=self.stack.restore_service_account,
+                scratch=True,
+            )
+        result.pop("_logs", None)
+        return VerifyResult(
+            db,
+            str(result.get("id", backup_id)),
+            where,
+            str(result.get("status", "verified")) == "verified",
+            result,
+        )
+
+    def fetch(
+        self,
+        db: str,
+        backup_id: str,
+        source_stack: str | None = None,
+        source_database: str | None = None,
+    ) -> str:
+        env = {"BACKUP_ID": backup_id, **self._s3_env(source_stack)}
+        if source_database:
+            env["DATABASE"] = source_database
+        result = self._step(
+            db,
+            "fetch",
+            [Step("fetch.sh", env)],
+            service_account=self.stack.restore_service_account,
+        )
+        return str(result.get("id", backup_id))
+
+    def restore_prepare(
+        self,
+        db: str,
+        backup_id: str,
+        target: str | None = None,
+        source_database: str | None = None,
+    ) -> PreparedRestore:
+        env = {"BACKUP_ID": backup_id, "RESTORE_STEP": "all" if target else "prepare"}
+        if target:  # a new database: restored and checked in one go, nothing to swap
+            env["TARGET_DATABASE"] = target
+        if source_database and source_database != db:
+            env["SOURCE_DATABASE"] = source_database
+        result = self._step(
+            db,
+            "restore",
+            [Step("restore.sh", env)],
+            service_account=self.stack.restore_service_account,
+        )
+        result.pop("_logs", None)
+        restored = str(result.get("id", backup_id))
+        side = str(result.get("into") or result.get("side") or f"{db}__restore_{restored}")
+        source = source_database if source_database and source_database != db else None
+        return PreparedRestore(db, restored, side, target, source, result)
+
+    def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
+        env = {"BACKUP_ID": prepared.id, "RESTORE_STEP": "swap"}
+        if prepared.source_database:
+            env["SOURCE_DATABASE"] = prepared.source_database
+        result = self._step(
+            prepared.database,
+            "swap",
+            [Step("restore.sh", env)],
+            service_account=self.stack.restore_service_account,
+        )
+        result.pop("_logs", None)
+        kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")
+        return RestoreResult(prepared.database, prepared.id, kept, result)
+
+    def app_replicas(self) -> dict[str, int]:
+        replicas = {}
+        for name in self.stack.app_deployments:
+            scale = _plain(
+                self._call(
+                    f"Deployment {name} in {self.namespace}",
+                    self.apps.read_namespaced_deployment_scale,
+                    name,
+                    self.namespace,
+                )
+            )
+            replicas[name] = int((scale.get("spec") or {}).get("replicas") or 0)
+        return replicas
+
+    def scale_app(self, replicas_by_deployment: dict[str, int]) -> None:
+        for name, count in replicas_by_deployment.items():
+            self._call(
+                f"scale Deployment {name} to {count}",
+                self.apps.patch_namespaced_deployment_scale,
+                name,
+                self.namespace,
+                {"spec": {"replicas": count}},
+            )
+        for name, count in replicas_by_deployment.items():
+            if count == 0:
+                self._wait_scaled_down(name)
+
+    def _wait_scaled_down(self, name: str) -> None:
+        deadline = time.monotonic() + SCALE_DOWN_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            scale = _plain(
+                self._call(
+                    f"Deployment {name}",
+                    self.apps.read_namespaced_deployment_scale,
+                    name,
+                    self.namespace,
+                )
+            )
+            if not (scale.get("status") or {}).get("replicas"):
+                return
+            self.sleep(self.poll_seconds)
+        # The swap terminates remaining connections anyway; say so rather than fail.
+        print(
+            f"    {name}: pods still terminating; the swap will cut their connections",
+            file=sys.stderr,
+        )
+
+    def download(
+        self, db: str, backup_id: str, to_dir: Path, source_stack: str | None = None
+    ) -> DownloadResult:
+        return self._store(source_stack).download(db, backup_id, to_dir)
+
+    def status(self, db: str) -> StatusReport:
+        objects = self._objects(db)
+        cronjob = self._cronjob(db)
+        spec, status = cronjob.get("spec") or {}, cronjob.get("status") or {}
+        last_failure = ""
+        for job in self._jobs():
+            meta = job.get("metadata") or {}
+            if not any(o.get("name") == objects.cronjob for o in meta.get("ownerReferences") or []):
+                continue
+            for condition in (job.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "Failed" and condition.get("status") == "True":
+                    when = str(condition.get("lastTransitionTime") or "")
+                    last_failure = max(last_failure, when)
+        notes: list[str] = []
+        volume_sets, volume = self._volume(db)
+        try:
+            offsite = self._store().list_sets(db)
+        except PgBackupError as error:
+            offsite = []
+            notes.append(f"offsite not listed: {error.message}")
+        return StatusReport(
+            database=db,
+            schedule=f"{spec.get('schedule', '')} {spec.get('timeZone') or ''}".strip(),
+            suspended=bool(spec.get("suspend")),
+            last_success=str(status.get("lastSuccessfulTime") or ""),
+            last_failure=last_failure,
+            newest_volume=next((s for s in volume_sets if s.verified), None),
+            newest_offsite=next((s for s in offsite if s.verified), None),
+            volume_size_bytes=volume.get("size_bytes"),
+            volume_used_bytes=volume.get("used_bytes"),
+            active_jobs=tuple(self._active_jobs(db)),
+            notes=tuple(notes),
+        )

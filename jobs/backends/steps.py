@@ -1,0 +1,110 @@
+"""What both backends share about the in-container steps: their output and their exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jobs.backends.base import BackupSet
+from jobs.errors import ExitCode, PgBackupError
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+
+# What to do next when a step fails without saying so itself.
+_DEFAULT_FIX = {
+    ExitCode.USAGE: "check the command's arguments",
+    ExitCode.CORRUPT: "use another set (`pgbackup list`); this one is refused",
+    ExitCode.NOT_FOUND: "pick an existing set from `pgbackup list`",
+    ExitCode.UNREACHABLE: "check that PostgreSQL / S3 are reachable from where the step runs",
+    ExitCode.STEP_FAILED: "read the step's log above and retry",
+    ExitCode.NO_SPACE: "free or grow the volume (stack config storageSize, then `pulumi up`)",
+    ExitCode.LOCKED: "another backup or restore is running; wait for it and retry",
+    ExitCode.DENIED: "check the credentials the step runs with",
+    ExitCode.CONFIG: "fix the stack configuration or the missing secret",
+}
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of `text` that is a JSON object (the steps' machine-readable output)."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found.append(value)
+    return found
+
+
+def summary(text: str, step: str) -> dict[str, Any]:
+    """The step's one-line JSON summary: the last JSON object it printed."""
+    lines = json_lines(text)
+    if not lines:
+        raise PgBackupError(
+            f"{step} finished without its JSON summary line",
+            "read the step's log above; the scripts may be out of date",
+            ExitCode.STEP_FAILED,
+        )
+    return lines[-1]
+
+
+def error_line(text: str) -> str:
+    """The step's own `<cause> — <fix>`: from its failed JSON summary, else its `ERROR:` log line
+    (which may carry a timestamp in front)."""
+    for line in reversed(json_lines(text)):
+        if line.get("status") == "failed" and line.get("error"):
+            return str(line["error"])
+    for raw in reversed(text.splitlines()):
+        if "ERROR: " in raw:
+            return raw.split("ERROR: ", 1)[1].strip()
+    return ""
+
+
+def step_failed(step: str, exit_code: int, log_text: str, where: str = "") -> PgBackupError:
+    """A step's failure as the CLI's error: the script's own line and code when it gave them."""
+    try:
+        code = ExitCode(exit_code)
+    except ValueError:
+        code = ExitCode.STEP_FAILED
+    if code in (ExitCode.OK, ExitCode.VIOLATIONS, ExitCode.ABORTED):
+        code = ExitCode.STEP_FAILED
+    own = error_line(log_text)
+    if " — " in own:
+        cause, fix = own.split(" — ", 1)
+    else:
+        cause, fix = own, _DEFAULT_FIX.get(code, "read the step's log above")
+    suffix = f" ({where})" if where else ""
+    message = (
+        f"{step} failed{suffix}: {cause}" if cause else f"{step} failed{suffix}, exit {exit_code}"
+    )
+    return PgBackupError(message, fix, code)
+
+
+def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any]]:
+    """inventory.sh's output: the sets of `db` (all when None; legacy dumps always, as
+    "(legacy)"), newest first, and its volume line (size/used/avail bytes)."""
+    sets: list[BackupSet] = []
+    volume: dict[str, Any] = {}
+    for line in json_lines(text):
+        if line.get("event") == "volume":
+            volume = line
+            continue
+        legacy = line.get("kind") == "legacy"
+        if "id" not in line or (db and not legacy and line.get("database") != db):
+            continue
+        complete = line.get("complete", True) not in (False, "false")
+        sets.append(
+            BackupSet(
+                database="(legacy)" if legacy else str(line.get("database") or db or ""),
+                id=str(line["id"]),
+                bytes=int(line.get("bytes") or 0),
+                status=str(line.get("status") or "") if complete else "incomplete",
+                finished_at=str(line.get("finished_at") or ""),
+                where="volume",
+            )
+        )
+    return sorted(sets, key=lambda s: s.id, reverse=True), volume

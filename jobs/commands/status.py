@@ -1,0 +1,64 @@
+"""`pgbackup status`: schedule, last runs, newest verified sets, volume usage — in one place.
+
+The guide's "Monitoring" and "Troubleshooting" commands together, without `kubectl exec`: volume
+usage comes from a short inventory Job on the Kubernetes backend (from `BACKUP_DIR` locally).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs import ui
+from jobs.backends import add_local_options, open_backend
+from jobs.backends.base import BackupSet, StatusReport
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="schedule, last success/failure, newest verified sets, volume usage",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database", "-d", help="which database (default: the stack's only one)")
+    add_local_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _set(item: BackupSet | None) -> str:
+    if item is None:
+        return ui.paint("none", "red")
+    return f"{item.id} ({ui.human_bytes(item.bytes)}, {ui.age(item.finished_at or item.id)})"
+
+
+def _usage(report: StatusReport) -> str:
+    used, size = report.volume_used_bytes, report.volume_size_bytes
+    if not size:
+        return "unknown"
+    percent = 100 * (used or 0) / size
+    text = f"{ui.human_bytes(used)} of {ui.human_bytes(size)} ({percent:.0f}%)"
+    return ui.paint(text, "red" if percent >= 80 else "green")
+
+
+def print_report(report: StatusReport) -> None:
+    ui.out(ui.paint(f"=== {report.database} ===", "bold"))
+    if report.schedule:
+        ui.out(f"Schedule:         {report.schedule}")
+    if report.suspended is not None:
+        state = ui.paint("SUSPENDED", "red") if report.suspended else "active"
+        ui.out(f"CronJob:          {state}")
+    ui.out(f"Last success:     {report.last_success or 'never'}")
+    ui.out(f"Last failure:     {report.last_failure or 'none'}")
+    ui.out(f"Newest (volume):  {_set(report.newest_volume)}")
+    ui.out(f"Newest (offsite): {_set(report.newest_offsite)}")
+    ui.out(f"Volume usage:     {_usage(report)}")
+    if report.active_jobs:
+        ui.out(f"Running now:      {', '.join(report.active_jobs)}")
+    for note in report.notes:
+        ui.out(ui.paint(f"note: {note}", "dim"))
+
+
+def run(args: argparse.Namespace) -> int:
+    target = open_backend(args)
+    print_report(target.backend.status(target.database))
+    return 0

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# The steps of backup.sh, one function each. Sourced by backup.sh after common.sh and pg.sh; they
+# read and set backup.sh's globals (DB, ID, PARTIAL, DB_DIR, ...), documented at each function.
+
+# die_write_failed WHAT: a write on the backup volume failed; say whether the volume is full.
+die_write_failed() {
+  local avail
+  avail="$(df -P -B1 -- "$BACKUP_DIR" 2>/dev/null | sed -n '2p' | tr -s ' ' | cut -d' ' -f4)"
+  if [[ -n "$avail" ]] && ((avail < 1048576)); then
+    die "$EX_NO_SPACE" "the backup volume is full (could not $1)" "$(pg_error_fix "$EX_NO_SPACE")"
+  fi
+  die "$EX_STEP_FAILED" "could not $1" "check that the backup volume is mounted read-write and healthy"
+}
+
+# warn_if_volume_looks_small: the newest set's size against the room left (a warning only; the
+# new dump may be smaller, and a real ENOSPC is reported clearly when it happens).
+warn_if_volume_looks_small() {
+  local latest last_bytes avail
+  latest="$(latest_verified_id "$DB_DIR" || true)"
+  [[ -n "$latest" ]] || return 0
+  last_bytes="$(manifest_field "$DB_DIR/$latest/manifest.json" total_bytes || echo 0)"
+  avail="$(df -P -B1 -- "$BACKUP_DIR" | sed -n '2p' | tr -s ' ' | cut -d' ' -f4)"
+  if [[ "$last_bytes" =~ ^[0-9]+$ && "$avail" =~ ^[0-9]+$ ]] && ((avail < last_bytes)); then
+    warn "only $avail bytes free on the backup volume, the last set took $last_bytes"
+  fi
+}
+
+# pg_dump_supports METHOD: whether this pg_dump build can compress with METHOD. pg_dump checks
+# the compression option before it connects, so probing against a socket that cannot exist
+# answers without touching any server.
+pg_dump_supports() {
+  local out
+  out="$(pg_dump --compress="$1" --schema-only -f /dev/null \
+    -d "host=/nonexistent-pgbackup-probe port=1 dbname=probe connect_timeout=1" 2>&1 || true)"
+  ! grep -qi 'compress' <<<"$out"
+}
+
+# resolve_compression PG_DUMP_MAJOR: COMPRESSION (auto|zstd|lz4|gzip|none[:level]) ->
+# COMPRESS_METHOD and the pg_dump arguments COMPRESS_ARGS.
+resolve_compression() {
+  local major="$1" method="${COMPRESSION%%:*}" level="" candidate
+  [[ "$COMPRESSION" == *:* ]] && level="${COMPRESSION#*:}"
+  [[ -z "$level" || "$level" =~ ^[0-9]+$ ]] ||
+    die "$EX_CONFIG" "COMPRESSION level '$level' is not a number" "use e.g. COMPRESSION=zstd:3"
+  case "$method" in
+    auto)
+      method=gzip
+      if ((major >= 16)); then
+        for candidate in zstd lz4; do
+          if pg_dump_supports "$candidate"; then method="$candidate" && break; fi
+        done
+      fi
+      ;;
+    zstd | lz4)
+      if ((major < 16)) || ! pg_dump_supports "$method"; then
+        die "$EX_CONFIG" "this pg_dump ($(tool_version pg_dump)) cannot compress with $method" \
+          "use COMPRESSION=auto or gzip, or run in a postgres:16 (or newer) image"
+      fi
+      ;;
+    gzip | none) ;;
+    *) die "$EX_CONFIG" "COMPRESSION '$COMPRESSION' is not one of auto, zstd, lz4, gzip, none" \
+      "set COMPRESSION to auto (the best this pg_dump supports)" ;;
+  esac
+  COMPRESS_METHOD="$method"
+  COMPRESS_ARGS=()
+  if ((major >= 16)); then
+    COMPRESS_ARGS=("--compress=$method${level:+:$level}")
+  elif [[ "$method" == none ]]; then
+    COMPRESS_ARGS=("--compress=0")
+  elif [[ -n "$level" ]]; then
+    COMPRESS_ARGS=("--compress=$level")
+  fi
+}
+
+# dump_globals FILE: roles, memberships, role settings (pg_dumpall --globals-only). The file
+# holds password hashes: mode 0600, never printed. Without superuser, dump without passwords.
+dump_globals() {
+  local file="$1"
+  local args=(--globals-only -w -l "$DB" -f "$file")
+  GLOBALS_KIND=full
+  if [[ "$IS_SUPERUSER" != t ]]; then
+    args+=(--no-role-passwords)
+    GLOBALS_KIND=no-role-passwords
+    warn "$PGUSER is not a superuser: roles are saved without their passwords"
+  fi
+  if ! (umask 077 && pg_dumpall "${args[@]}") 2>"$PRIVATE_TMP/globals.err"; then
+    fail_pg_step "pg_dumpall --globals-only" "$PRIVATE_TMP/globals.err"
+  fi
+  chmod 600 "$file"
+}
+
+# dump_database DUMP_DIR: the directory-format dump, taken in a snapshot that a psql session
+# exports and keeps open until pg_dump is done; the same session counts the rows in that
+# snapshot meanwhile. Sets TABLES_JSON and ROW_COUNTS_MODE.
+dump_database() {
+  local dump_dir="$1" table_bytes snapshot="" rc=0
+  table_bytes="$(pg_query "$DB" "SELECT coalesce(sum(pg_relation_size(c.oid)), 0)::bigint
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')")"
+  ROW_COUNTS_MODE=exact
+  if ((table_bytes > EXACT_ROW_COUNT_MAX_BYTES)); then
+    ROW_COUNTS_MODE=estimate
+    log "tables hold $table_bytes bytes (> EXACT_ROW_COUNT_MAX_BYTES): recording row estimates"
+  fi
+
+  coproc SNAPSHOT_SESSION {
+    exec "${PSQL[@]}" -d "$(conninfo_db "$DB")" 2>"$PRIVATE_TMP/snapshot.err"
+  }
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  # (never `kill 0`: bash unsets the variable once the session has ended.)
+  add_cleanup '[[ -z "${SNAPSHOT_SESSION_PID:-}" ]] || kill "$SNAPSHOT_SESSION_PID" 2>/dev/null'
+  printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;" "SELECT pg_export_snapshot();" \
+    >&"${SNAPSHOT_SESSION[1]}"
+  IFS= read -r snapshot <&"${SNAPSHOT_SESSION[0]}" || true
+  [[ -n "$snapshot" ]] || fail_pg_step "exporting a snapshot for the dump" "$PRIVATE_TMP/snapshot.err"
+  printf '%s;\n' "$(tables_sql "$ROW_COUNTS_MODE")" >&"${SNAPSHOT_SESSION[1]}"
+
+  log "pg_dump started (snapshot $snapshot)"
+  run_child pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" "${COMPRESS_ARGS[@]}" \
+    -f "$dump_dir" 2>"$PRIVATE_TMP/pg_dump.err" || rc=$?
+  if ((rc != 0)); then
+    fail_pg_step "pg_dump (exit $rc)" "$PRIVATE_TMP/pg_dump.err"
+  fi
+
+  TABLES_JSON=""
+  IFS= read -r TABLES_JSON <&"${SNAPSHOT_SESSION[0]}" || true
+  [[ "$TABLES_JSON" == \[* ]] || fail_pg_step "counting rows in the dump's snapshot" "$PRIVATE_TMP/snapshot.err"
+  printf '%s\n' "COMMIT;" '\q' >&"${SNAPSHOT_SESSION[1]}"
+  wait "$SNAPSHOT_SESSION_PID" 2>/dev/null || true
+  log "pg_dump done: $(dir_bytes "$dump_dir") bytes"
+}
+
+# write_checksums SET_DIR: SHA256SUMS over every file but itself and the manifest.
+write_checksums() {
+  local dir="$1"
+  (cd "$dir" && sha256sum -- globals.sql dump/* >SHA256SUMS.tmp) 2>"$PRIVATE_TMP/sums.err" ||
+    die_write_failed "write $dir/SHA256SUMS"
+  mv -- "$dir/SHA256SUMS.tmp" "$dir/SHA256SUMS"
+}
+
+# build_files_json SET_DIR: FILES_JSON = [{path,size,sha256}] from SHA256SUMS, and TOTAL_BYTES.
+build_files_json() {
+  local dir="$1" sum path size sep="" out="["
+  TOTAL_BYTES=0
+  while read -r sum path; do
+    size="$(stat -c %s -- "$dir/$path")"
+    TOTAL_BYTES=$((TOTAL_BYTES + size))
+    out+="$sep{\"path\":$(json_string "$path"),\"size\":$size,\"sha256\":\"$sum\"}"
+    sep=","
+  done <"$dir/SHA256SUMS"
+  FILES_JSON="$out]"
+}
+
+# write_manifest SET_DIR: manifest.json, last: temp name, fsync, rename. Every top-level scalar
+# on its own line so the shell steps can read it with sed.
+write_manifest() {
+  local dir="$1" tmp="$1/manifest.json.tmp"
+  build_files_json "$dir"
+  {
+    printf '{\n'
+    printf '  "format": 1,\n'
+    printf '  "id": "%s",\n' "$ID"
+    printf '  "database": %s,\n' "$(json_string "$DB")"
+    printf '  "status": "verified",\n'
+    printf '  "started_at": "%s",\n' "$STARTED_AT"
+    printf '  "finished_at": "%s",\n' "$FINISHED_AT"
+    printf '  "server_version": %s,\n' "$(json_string "$SERVER_VERSION")"
+    printf '  "server_version_num": %d,\n' "$SERVER_VERSION_NUM"
+    printf '  "pg_dump_version": "%s",\n' "$PG_DUMP_VERSION"
+    printf '  "archive_version": "%s",\n' "$ARCHIVE_VERSION"
+    printf '  "compression": "%s",\n' "$COMPRESS_METHOD"
+    printf '  "dump_format": "directory",\n'
+    printf '  "dump_jobs": %d,\n' "$DUMP_JOBS"
+    printf '  "total_bytes": %d,\n' "$TOTAL_BYTES"
+    printf '  "row_counts": "%s",\n' "$ROW_COUNTS_MODE"
+    printf '  "globals": "%s",\n' "$GLOBALS_KIND"
+    printf '  "files": %s,\n' "$FILES_JSON"
+    printf '  "tables": %s,\n' "$TABLES_JSON"
+    printf '  "database_settings": %s,\n' "$DB_SETTINGS_JSON"
+    printf '  "verification": {"checksums": "ok", "archive_listing": "ok", "toc_entries": %d}\n' \
+      "$TOC_ENTRIES"
+    printf '}\n'
+  } >"$tmp" 2>/dev/null || die_write_failed "write $tmp"
+  sync -- "$dir"/dump/* "$dir/globals.sql" "$dir/SHA256SUMS" "$tmp" 2>/dev/null ||
+    die_write_failed "flush the new set to disk"
+  mv -- "$tmp" "$dir/manifest.json"
+  sync -- "$dir/dump" "$dir" 2>/dev/null || true
+}
+
+# delete_set PATH: the manifest goes first, so an interrupted delete leaves an incomplete set
+# (never restored, cleaned later), never a complete-looking one with files missing.
+delete_set() {
+  rm -f -- "$1/manifest.json"
+  sync -- "$1" 2>/dev/null || true
+  rm -rf -- "$1"
+}
+
+# apply_retention: delete verified sets older than RETENTION_DAYS beyond the newest KEEP_MIN;
+# incomplete ones (no verified manifest, or .partial) once untouched for a day, never counted.
+# Then logs older than RETENTION_DAYS. Runs under the database lock, after a successful backup.
+apply_retention() {
+  local now id path age verified=0 deleted=0 max_age=$((RETENTION_DAYS * 86400)) log_file
+  now="$(date -u +%s)"
+  while IFS= read -r id; do
+    path="$DB_DIR/$id"
+    if set_is_verified "$path"; then
+      verified=$((verified + 1))
+      age=$((now - $(id_epoch "$id")))
+      if ((verified > KEEP_MIN && age > max_age)); then
+        log "retention: deleting $id ($((age / 86400)) days old; $KEEP_MIN newer verified sets kept)"
+        delete_set "$path"
+        deleted=$((deleted + 1))
+      fi
+    else
+      age=$((now - $(stat -c %Y -- "$path")))
+      if ((age > 86400)); then
+        log "retention: deleting the incomplete set $id"
+        delete_set "$path"
+        deleted=$((deleted + 1))
+      fi
+    fi
+  done < <(set_ids "$DB_DIR" | sort -rV)
+  for path in "$DB_DIR"/*.partial; do
+    [[ -d "$path" && "$path" != "$PARTIAL" ]] || continue
+    age=$((now - $(stat -c %Y -- "$path")))
+    if ((age > 86400)); then
+      log "retention: deleting the abandoned $(basename "$path")"
+      rm -rf -- "$path"
+      deleted=$((deleted + 1))
+    fi
+  done
+  for log_file in "$BACKUP_DIR"/backup_*.log; do
+    [[ -f "$log_file" ]] || continue
+    id="$(basename "$log_file" .log)"
+    id="${id#backup_}"
+    is_backup_id "$id" || continue
+    if (($(id_epoch "$id") < now - max_age)); then
+      rm -f -- "$log_file"
+    fi
+  done
+  log "retention: $verified verified sets found, $deleted deleted (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN)"
+}

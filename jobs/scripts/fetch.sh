@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Bring one backup set from s3://$S3_BUCKET/$S3_PREFIX/<db>/<id>/ onto the volume (or FETCH_TO).
+#
+# BACKUP_ID is an id or `latest` (the newest offsite set whose manifest exists and says verified);
+# DATABASE (else PGDATABASE) names the database. The set is downloaded into `<id>.partial`, checked
+# (manifest present and verified, its file list against SHA256SUMS, `sha256sum -c`), flushed to
+# disk and only then renamed to `<id>`: a corrupted or cut-short download is refused, its partial
+# folder removed, and nothing ever appears under the final name. A set already there and intact is
+# not downloaded again.
+#
+# Destination: $BACKUP_DIR/<db>/<id> (locked like backup and restore), or FETCH_TO/<id> when
+# FETCH_TO is set (`pgbackup download --to DIR`).
+#
+# Runs in amazon/aws-cli (aws v2) and locally (aws v1 from PyPI): bash, coreutils and `aws` only.
+# Progress on stderr; stdout: one JSON summary line.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SUMMARY_EVENT="fetch"
+# The set holds the database's globals (roles): keep every file private to this user.
+umask 077
+
+# -- offsite helpers (shared with upload.sh, same code) -----------------------------------------------
+# s3_setup: check the offsite settings and give the aws CLI a writable HOME (its cache lives there;
+# the container's root filesystem and HOME may be read-only).
+s3_setup() {
+  require_tool aws
+  [[ -n "${S3_BUCKET:-}" ]] ||
+    die "$EX_CONFIG" "S3_BUCKET is not set" "set S3_BUCKET to the offsite bucket's name"
+  init_private_tmp
+  if [[ -z "${HOME:-}" || ! -d "$HOME" || ! -w "$HOME" ]]; then
+    mkdir -p "$PRIVATE_TMP/home"
+    export HOME="$PRIVATE_TMP/home"
+  fi
+  AWS_ERR="$PRIVATE_TMP/aws.err"
+  # <prefix>/ with no leading or doubled slash, or nothing when S3_PREFIX is empty.
+  local prefix="${S3_PREFIX:-}"
+  while [[ "$prefix" == /* ]]; do prefix="${prefix#/}"; done
+  while [[ "$prefix" == */ ]]; do prefix="${prefix%/}"; done
+  S3_BASE="${prefix:+$prefix/}"
+}
+
+# s3_aws ARGS...: the aws CLI with the endpoint of the contract, its stderr kept for s3_fail.
+s3_aws() {
+  if [[ -n "${S3_ENDPOINT_URL:-}" ]]; then
+    run_child aws --endpoint-url "$S3_ENDPOINT_URL" "$@" 2>"$AWS_ERR"
+  else
+    run_child aws "$@" 2>"$AWS_ERR"
+  fi
+}
+
+# s3_fail WHAT: turn the aws error just captured into the one error line, and exit.
+s3_fail() {
+  local what="$1" detail where="${S3_ENDPOINT_URL:-AWS S3}"
+  detail="$(grep -v '^[[:space:]]*$' "$AWS_ERR" 2>/dev/null | tail -n 1 | cut -c 1-300 || true)"
+  [[ -z "$detail" ]] || log "aws: $detail"
+  case "$detail" in
+    *"Could not connect"* | *"Connect timeout"* | *"Connection was closed"* | *"Read timeout"* | \
+      *"Connection reset"* | *"Name or service not known"* | *"Temporary failure in name"*)
+      die "$EX_UNREACHABLE" "cannot reach $where while $what" \
+        "check the network path to the object store and S3_ENDPOINT_URL, then re-run" ;;
+    *NoSuchBucket*)
+      die "$EX_NOT_FOUND" "bucket '$S3_BUCKET' does not exist ($what)" \
+        "check S3_BUCKET (and S3_ENDPOINT_URL) in the stack config" ;;
+    *AccessDenied* | *InvalidAccessKeyId* | *SignatureDoesNotMatch* | *"locate credentials"* | \
+      *ExpiredToken* | *Forbidden* | *"(403)"* | *KMS*)
+      die "$EX_DENIED" "S3 refused access while $what" \
+        "check the credentials (IRSA role or access key Secret) and their S3/KMS permissions" ;;
+    *"No space left"*)
+      die "$EX_NO_SPACE" "the disk filled up while $what" "free space or grow the volume" ;;
+    *)
+      die "$EX_STEP_FAILED" "aws failed while $what" "see the aws message above, then re-run" ;;
+  esac
+}
+
+# s3_list PREFIX OUT: "key<TAB>size" of every object under PREFIX into the file OUT.
+s3_list() {
+  s3_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "$1" \
+    --query 'Contents[].[Key,Size]' --output text >"$2.raw" ||
+    s3_fail "listing s3://$S3_BUCKET/$1"
+  # An empty page prints "None".
+  grep -v '^None$' "$2.raw" >"$2" || true
+}
+
+# -- finding the set offsite ----------------------------------------------------------------------
+# offsite_ids LISTING DB_KEY: ids that have a manifest offsite, newest first.
+offsite_ids() {
+  local k s rest
+  while IFS=$'\t' read -r k s; do
+    [[ "$k" == "$2"*/manifest.json ]] || continue
+    rest="${k#"$2"}"
+    rest="${rest%/manifest.json}"
+    if is_backup_id "$rest"; then printf '%s\n' "$rest"; fi
+  done <"$1" | sort -r -V
+}
+
+# offsite_manifest_verified ID: true when the offsite manifest of ID says verified.
+offsite_manifest_verified() {
+  local copy="$PRIVATE_TMP/manifest.$1.json"
+  s3_aws s3 cp "s3://$S3_BUCKET/$DB_KEY$1/manifest.json" "$copy" --only-show-errors >&2 ||
+    s3_fail "reading the manifest of $DATABASE_NAME/$1"
+  set_is_verified_manifest "$copy"
+}
+
+set_is_verified_manifest() { [[ "$(manifest_field "$1" status || true)" == "verified" ]]; }
+
+# listing_under LISTING PREFIX: the lines of LISTING (key<TAB>size) whose key starts with PREFIX.
+listing_under() {
+  local k s
+  while IFS=$'\t' read -r k s; do
+    if [[ "$k" == "$2"* ]]; then printf '%s\t%s\n' "$k" "$s"; fi
+  done <"$1"
+}
+
+# resolve_id LISTING: sets SET_ID to the id BACKUP_ID names (latest: the newest offsite set whose
+# manifest says verified), or fails clearly.
+resolve_id() {
+  local listing="$1" id
+  if [[ "$REQUESTED_ID" == "latest" ]]; then
+    while IFS= read -r id; do
+      if offsite_manifest_verified "$id"; then
+        SET_ID="$id"
+        return 0
+      fi
+      log "fetch: offsite set $DATABASE_NAME/$id is not verified, looking at an older one"
+    done < <(offsite_ids "$listing" "$DB_KEY")
+    die "$EX_NOT_FOUND" "no verified backup of $DATABASE_NAME in s3://$S3_BUCKET/$DB_KEY" \
+      "check S3_PREFIX and the database name, or run a backup and its upload first"
+  fi
+  if [[ -z "$(listing_under "$listing" "$DB_KEY$REQUESTED_ID/")" ]]; then
+    die "$EX_NOT_FOUND" "no backup $REQUESTED_ID of $DATABASE_NAME in s3://$S3_BUCKET/$DB_KEY" \
+      "pick an id that exists offsite (pgbackup list) or BACKUP_ID=latest"
+  fi
+  if [[ -z "$(listing_under "$listing" "$DB_KEY$REQUESTED_ID/manifest.json")" ]]; then
+    die "$EX_CORRUPT" "offsite set $DATABASE_NAME/$REQUESTED_ID has no manifest: its upload never finished" \
+      "pick another backup (pgbackup list), or re-run the upload from the volume that holds it"
+  fi
+  SET_ID="$REQUESTED_ID"
+}
+
+# -- checking a set folder ------------------------------------------------------------------------
+# check_set DIR ID: refuse (return 1, reason on stderr) unless DIR is the complete, intact set ID:
+# a verified manifest for this database and id, a manifest file list that agrees with SHA256SUMS
+# and with the files' sizes, and every checksum right.
+check_set() {
+  local dir="$1" id="$2" manifest="$1/manifest.json" flat entry path size sha n=0 listed=0 nl=$'\n'
+  local -A sums=()
+  if [[ ! -f "$manifest" ]]; then
+    log "fetch: $dir has no manifest.json"
+    return 1
+  fi
+  if ! set_is_verified_manifest "$manifest"; then
+    log "fetch: the manifest of $dir does not say \"status\": \"verified\""
+    return 1
+  fi
+  if [[ "$(manifest_field "$manifest" id || true)" != "$id" ||
+    "$(manifest_field "$manifest" database || true)" != "$DATABASE_NAME" ]]; then
+    log "fetch: the manifest of $dir is not the one of $DATABASE_NAME/$id"
+    return 1
+  fi
+  if [[ ! -f "$dir/SHA256SUMS" ]]; then
+    log "fetch: $dir has no SHA256SUMS"
+    return 1
+  fi
+  while read -r sha path; do
+    [[ -n "$sha" ]] || continue
+    sums["${path#\*}"]="$sha"
+    listed=$((listed + 1))
+  done <"$dir/SHA256SUMS"
+
+  # The manifest's "files" list, whatever its line layout or key order: flatten, cut out the
+  # array, one entry per line.
+  flat="$(tr '\n' ' ' <"$manifest" | sed 's/"files"[[:space:]]*:[[:space:]]*\[/\n/' | sed -n '2p')"
+  flat="${flat%%]*}"
+  while IFS= read -r entry; do
+    [[ "$entry" =~ \"path\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]] || continue
+    path="${BASH_REMATCH[1]}"
+    size="" sha=""
+    if [[ "$entry" =~ \"size\"[[:space:]]*:[[:space:]]*([0-9]+) ]]; then size="${BASH_REMATCH[1]}"; fi
+    if [[ "$entry" =~ \"sha256\"[[:space:]]*:[[:space:]]*\"([0-9a-f]{64})\" ]]; then
+      sha="${BASH_REMATCH[1]}"
+    fi
+    if [[ ! -f "$dir/$path" || "$(stat -c %s -- "$dir/$path")" != "$size" ]]; then
+      log "fetch: $path is missing or not the $size bytes the manifest says"
+      return 1
+    fi
+    if [[ "$path" == "SHA256SUMS" ]]; then
+      [[ "$(sha256sum <"$dir/SHA256SUMS" | cut -d ' ' -f 1)" == "$sha" ]] || {
+        log "fetch: SHA256SUMS differs from the checksum in the manifest"
+        return 1
+      }
+      continue
+    fi
+    if [[ "${sums[$path]:-}" != "$sha" ]]; then
+      log "fetch: $path has a different checksum in the manifest and in SHA256SUMS"
+      return 1
+    fi
+    n=$((n + 1))
+  done < <(printf '%s\n' "${flat//\}/$nl}")
+  if ((n == 0 || n != listed)); then
+    log "fetch: the manifest lists $n file(s) and SHA256SUMS $listed: they must agree"
+    return 1
+  fi
+  if ! (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) >"$PRIVATE_TMP/sha.out" 2>&1; then
+    log "fetch: checksum mismatch: $(grep -v '^sha256sum:' "$PRIVATE_TMP/sha.out" | head -n 3 | tr '\n' ' ')"
+    return 1
+  fi
+}
+
+# flush PATH: push PATH's file system to disk (falls back to a full sync).
+flush() { sync -f "$1" 2>/dev/null || sync; }
+
+# -- main -----------------------------------------------------------------------------------------
+summary() {
+  printf '{"event":"fetch","status":"verified","database":%s,"id":%s,"path":%s,"bytes":%d,"files":%d,"downloaded":%s,"seconds":%d}\n' \
+    "$(json_string "$DATABASE_NAME")" "$(json_string "$1")" "$(json_string "$2")" \
+    "$(dir_bytes "$2")" "$3" "$4" "$(($(date +%s) - STARTED))"
+}
+
+main() {
+  local listing id parent final key need avail files=0
+  STARTED="$(date +%s)"
+  DATABASE_NAME="${DATABASE:-${PGDATABASE:-}}"
+  [[ -n "$DATABASE_NAME" ]] ||
+    die "$EX_CONFIG" "no database named" "set DATABASE (or PGDATABASE) to the database whose backup to fetch"
+  REQUESTED_ID="${BACKUP_ID:-latest}"
+  [[ "$REQUESTED_ID" == "latest" ]] || is_backup_id "$REQUESTED_ID" ||
+    die "$EX_USAGE" "BACKUP_ID '$REQUESTED_ID' is not a backup id" \
+      "use an id such as 20260119t020000z (pgbackup list shows them) or latest"
+  s3_setup
+  require_tool sha256sum
+  DB_KEY="$S3_BASE$DATABASE_NAME/"
+
+  if [[ -n "${FETCH_TO:-}" ]]; then
+    parent="$FETCH_TO"
+    mkdir -p -- "$parent" 2>/dev/null ||
+      die "$EX_DENIED" "cannot create the folder $parent" "pick a folder you can write to"
+  else
+    # A disaster recovery starts from an empty volume: the database folder is made here.
+    parent="$BACKUP_DIR/$DATABASE_NAME"
+    lock_database_dir "$parent"
+  fi
+
+  listing="$PRIVATE_TMP/listing"
+  s3_list "$DB_KEY" "$listing"
+  resolve_id "$listing"
+  id="$SET_ID"
+  final="$parent/$id"
+  key="$DB_KEY$id/"
+
+  if [[ -e "$final" ]]; then
+    if check_set "$final" "$id"; then
+      log "fetch $DATABASE_NAME/$id: already in $final and intact, not downloaded again"
+      summary "$id" "$final" "$(wc -l <"$final/SHA256SUMS")" false
+      return 0
+    fi
+    die "$EX_CORRUPT" "$final exists but is not an intact copy of $DATABASE_NAME/$id" \
+      "move it aside (nothing is deleted for you), then fetch again"
+  fi
+
+  need=0
+  while IFS=$'\t' read -r _ size; do need=$((need + size)); done < <(listing_under "$listing" "$key")
+  avail="$(df -Pk -- "$parent" | tail -n 1 | tr -s ' ' | cut -d ' ' -f 4)"
+  if [[ "$avail" =~ ^[0-9]+$ ]] && ((need > avail * 1024)); then
+    die "$EX_NO_SPACE" "$DATABASE_NAME/$id needs $need bytes, $parent has $((avail * 1024)) free" \
+      "free space on the volume (or grow it), or fetch into another folder with FETCH_TO"
+  fi
+
+  # A partial folder left by an earlier, interrupted fetch is ours (we hold the lock): start over.
+  PARTIAL_DIR="$final.partial"
+  rm -rf -- "$PARTIAL_DIR"
+  # shellcheck disable=SC2016  # expanded when the cleanup runs, not now
+  add_cleanup 'if [[ -n "${PARTIAL_DIR:-}" ]]; then rm -rf -- "$PARTIAL_DIR"; fi'
+  mkdir -p -- "$PARTIAL_DIR"
+  log "fetch $DATABASE_NAME/$id: $need bytes from s3://$S3_BUCKET/$key into $PARTIAL_DIR"
+  s3_aws s3 cp "s3://$S3_BUCKET/$key" "$PARTIAL_DIR/" --recursive --only-show-errors >&2 ||
+    s3_fail "downloading $DATABASE_NAME/$id"
+
+  if ! check_set "$PARTIAL_DIR" "$id"; then
+    die "$EX_CORRUPT" "the offsite copy of $DATABASE_NAME/$id is corrupted or incomplete (removed the download)" \
+      "fetch an older backup (BACKUP_ID=<id>), and check the bucket's object versions for this set"
+  fi
+  if [[ -f "$PARTIAL_DIR/globals.sql" ]]; then chmod 600 "$PARTIAL_DIR/globals.sql"; fi
+  files="$(wc -l <"$PARTIAL_DIR/SHA256SUMS")"
+  flush "$PARTIAL_DIR"
+  mv -T -- "$PARTIAL_DIR" "$final" ||
+    die "$EX_STEP_FAILED" "cannot rename $PARTIAL_DIR to $final" "check the folder and re-run"
+  PARTIAL_DIR=""
+  flush "$parent"
+  log "fetch $DATABASE_NAME/$id: verified, in $final"
+  summary "$id" "$final" "$files" true
+}
+
+main "$@"

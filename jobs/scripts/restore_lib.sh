@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# The steps of restore.sh, one function each. Sourced by restore.sh after common.sh and pg.sh;
+# they read and set restore.sh's globals (DB, ID, SIDE_DB, KEPT_DB, MANIFEST, ...).
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=restore_sql.sh
+source "$(dirname "${BASH_SOURCE[0]}")/restore_sql.sh"
+# shellcheck source=globals.sh
+source "$(dirname "${BASH_SOURCE[0]}")/globals.sh"
+
+PREPARED_MARK="pgbackup: prepared from backup"
+
+# resolve_backup: BACKUP_ID (an id, latest, or a legacy .sql.gz file name) -> ID, SOURCE_KIND
+# (set|legacy), SOURCE_PATH and MANIFEST.
+resolve_backup() {
+  MANIFEST=""
+  if [[ "$BACKUP_ID" == latest ]]; then
+    ID="$(latest_verified_id "$DB_DIR")" ||
+      die "$EX_NOT_FOUND" "no verified backup of $SOURCE_DATABASE in $DB_DIR" \
+        "run a backup first, or fetch one from offsite (fetch.sh / pgbackup download)"
+  elif [[ "$BACKUP_ID" == *.sql.gz ]]; then
+    [[ "$BACKUP_ID" != */* ]] || die "$EX_USAGE" "BACKUP_ID must be a file name, not a path" \
+      "give the legacy dump's name as it appears in $BACKUP_DIR"
+    SOURCE_KIND=legacy
+    if [[ -f "$BACKUP_DIR/$BACKUP_ID" ]]; then
+      SOURCE_PATH="$BACKUP_DIR/$BACKUP_ID"
+    elif [[ -f "$DB_DIR/$BACKUP_ID" ]]; then
+      SOURCE_PATH="$DB_DIR/$BACKUP_ID"
+    else
+      die "$EX_NOT_FOUND" "legacy dump $BACKUP_ID not found in $BACKUP_DIR" \
+        "list the volume (inventory.sh / pgbackup list) and give an existing file name"
+    fi
+    # The id of a legacy dump comes from the time in its name (..._20260119_020000.sql.gz).
+    if [[ "$BACKUP_ID" =~ ([0-9]{8})_([0-9]{6})\.sql\.gz$ ]]; then
+      ID="${BASH_REMATCH[1]}t${BASH_REMATCH[2]}z"
+    else
+      ID="legacy$(date -u +%Y%m%dt%H%M%Sz)"
+    fi
+    return 0
+  else
+    is_backup_id "$BACKUP_ID" || die "$EX_USAGE" "BACKUP_ID '$BACKUP_ID' is not a backup id" \
+      "use an id such as 20260119t020000z, latest, or a legacy postgres_*.sql.gz file name"
+    ID="$BACKUP_ID"
+  fi
+  SOURCE_KIND="set"
+  SOURCE_PATH="$DB_DIR/$ID"
+  MANIFEST="$SOURCE_PATH/manifest.json"
+  if [[ ! -d "$SOURCE_PATH" ]]; then
+    [[ ! -d "$SOURCE_PATH.partial" ]] || die "$EX_CORRUPT" "backup $ID is incomplete (still .partial)" \
+      "choose a complete set (BACKUP_ID=latest) or fetch it again"
+    die "$EX_NOT_FOUND" "backup $ID not found in $DB_DIR" \
+      "list the sets (inventory.sh / pgbackup list) or fetch it from offsite first"
+  fi
+}
+
+# verify_source: the set is whole before anything is touched: manifest present and verified,
+# every checksum matches, this pg_restore reads the archive. Legacy dumps: gzip -t.
+verify_source() {
+  if [[ "$SOURCE_KIND" == legacy ]]; then
+    gzip -t -- "$SOURCE_PATH" 2>/dev/null || die "$EX_CORRUPT" \
+      "legacy dump $BACKUP_ID fails gzip's integrity test (truncated or corrupted)" \
+      "choose another dump; the live database was not touched"
+    if (($(gzip -cd -- "$SOURCE_PATH" | grep -cE '^(\\connect|CREATE DATABASE) ' || true) > 0)); then
+      die "$EX_USAGE" "legacy dump $BACKUP_ID creates and connects to its own database" \
+        "restore it by hand with psql; only plain dumps without --create are restored side by side"
+    fi
+    log "legacy dump $BACKUP_ID passes gzip -t"
+    return 0
+  fi
+  [[ -f "$MANIFEST" ]] || die "$EX_CORRUPT" "backup $ID has no manifest.json: it is incomplete" \
+    "choose a complete set (BACKUP_ID=latest); incomplete sets are never restored"
+  [[ "$(manifest_field "$MANIFEST" status || true)" == verified ]] || die "$EX_CORRUPT" \
+    "backup $ID is not marked verified in its manifest" "choose a verified set (BACKUP_ID=latest)"
+  [[ -f "$SOURCE_PATH/SHA256SUMS" ]] || die "$EX_CORRUPT" "backup $ID has no SHA256SUMS" \
+    "choose another set or fetch this one again from offsite"
+  if ! (cd "$SOURCE_PATH" && sha256sum --quiet --strict -c SHA256SUMS) >"$PRIVATE_TMP/sums.out" 2>&1; then
+    die "$EX_CORRUPT" "backup $ID fails its checksums ($(head -n1 "$PRIVATE_TMP/sums.out"))" \
+      "fetch this set again from offsite or choose another one; the live database was not touched"
+  fi
+  local listed wanted
+  if ! pg_restore --list "$SOURCE_PATH/dump" >"$PRIVATE_TMP/toc.list" 2>"$PRIVATE_TMP/list.err"; then
+    if grep -q 'unsupported version' "$PRIVATE_TMP/list.err"; then
+      die "$EX_CONFIG" "pg_restore $(tool_version pg_restore) is older than the archive (pg_dump $(manifest_field "$MANIFEST" pg_dump_version))" \
+        "run the restore in a postgres image at least as new as the backup's pg_dump"
+    fi
+    fail_pg_step "pg_restore --list of backup $ID" "$PRIVATE_TMP/list.err"
+  fi
+  listed="$(archive_version_of "$PRIVATE_TMP/toc.list")"
+  wanted="$(manifest_field "$MANIFEST" archive_version || true)"
+  [[ -z "$wanted" || "$listed" == "$wanted" ]] || die "$EX_CORRUPT" \
+    "backup $ID's archive is version $listed, its manifest says $wanted" "choose another set"
+  log "backup $ID verified: checksums match, archive $listed readable by pg_restore $(tool_version pg_restore)"
+}
+
+# require_name_fits NAME: PostgreSQL truncates names at 63 bytes; a truncated name would collide.
+require_name_fits() {
+  local LC_ALL=C
+  ((${#1} <= 63)) || die "$EX_USAGE" "database name '$1' is longer than 63 bytes" \
+    "use a shorter database name or TARGET_DATABASE"
+}
+
+# database_exists NAME: t or f.
+database_exists() {
+  pg_query "$MAINTENANCE_DB" "SELECT count(*) > 0 FROM pg_database WHERE datname = $(sql_literal "$1")"
+}
+
+# refuse_if_not_restorable: every refusal that can be known before touching anything.
+refuse_if_not_restorable() {
+  if [[ -n "$TARGET_DATABASE" && "$(database_exists "$TARGET_DATABASE")" == t ]]; then
+    die "$EX_USAGE" "TARGET_DATABASE $TARGET_DATABASE already exists" \
+      "name a database that does not exist yet (the restore never overwrites one)"
+  fi
+  if [[ -z "$TARGET_DATABASE" && "$LIVE_EXISTS" == t && "$(database_exists "$KEPT_DB")" == t ]]; then
+    die "$EX_USAGE" "$KEPT_DB exists already (an earlier restore of this set kept it)" \
+      "drop or rename $KEPT_DB once you no longer need it, then run the restore again"
+  fi
+  if [[ "$RESTORE_STEP" == swap ]]; then
+    [[ "$(database_exists "$SIDE_DB")" == t ]] || die "$EX_NOT_FOUND" \
+      "no prepared database $SIDE_DB to swap in" "run the restore with RESTORE_STEP=prepare first"
+    [[ "$(database_comment "$SIDE_DB")" == "$PREPARED_MARK $ID" ]] || die "$EX_CORRUPT" \
+      "$SIDE_DB exists but its preparation did not finish" \
+      "run RESTORE_STEP=prepare again (it replaces the unfinished side database)"
+  fi
+  if [[ "$LIVE_EXISTS" == t && -z "$TARGET_DATABASE" && "$RESTORE_STEP" != swap ]]; then
+    log "side by side: $SIDE_DB needs about as much room as $DB ($(pg_query "$MAINTENANCE_DB" \
+      "SELECT pg_size_pretty(pg_database_size($(sql_literal "$DB")))")); the server cannot report its free space, so the restore goes on"
+  fi
+}
+
+# database_comment NAME: the comment on a database ('' when none).
+database_comment() {
+  pg_query "$MAINTENANCE_DB" "SELECT coalesce(shobj_description(oid, 'pg_database'), '')
+    FROM pg_database WHERE datname = $(sql_literal "$1")"
+}
+
+# settings_json: the database-level state to give the restored database: the manifest's, or for
+# a legacy dump the live database's (or none when it does not exist).
+settings_json() {
+  if [[ -n "$MANIFEST" ]]; then
+    manifest_raw "$MANIFEST" database_settings
+  elif [[ "$LIVE_EXISTS" == t ]]; then
+    pg_query "$MAINTENANCE_DB" "$(database_settings_sql "$SERVER_VERSION_NUM" "$DB")"
+  else
+    echo '{}'
+  fi
+}
+
+# drop_database NAME: used only on databases this script created.
+drop_database() {
+  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" \
+    -c "DROP DATABASE IF EXISTS $(sql_ident "$1") WITH (FORCE)" 2>/dev/null
+}
+
+# prepare_database INTO: globals, a fresh database with the recorded owner/encoding/locale,
+# pg_restore -j, checks against the manifest, database-level settings. On any failure the new
+# database is dropped again; the live one is never touched here.
+prepare_database() {
+  local into="$1" settings rc=0
+  settings="$(settings_json)"
+  if [[ "$SOURCE_KIND" == set ]]; then
+    apply_globals "$SOURCE_PATH/globals.sql"
+  fi
+  if [[ "$into" == "$SIDE_DB" && "$(database_exists "$SIDE_DB")" == t ]]; then
+    log "dropping $SIDE_DB left by an earlier, unfinished restore"
+    drop_database "$SIDE_DB" || die "$EX_STEP_FAILED" "could not drop the leftover $SIDE_DB" \
+      "drop it by hand (DROP DATABASE \"$SIDE_DB\" WITH (FORCE)) and run again"
+  fi
+  DROP_ON_FAILURE="$into"
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  add_cleanup '[[ -z "${DROP_ON_FAILURE:-}" ]] || { drop_database "$DROP_ON_FAILURE"; log "dropped the unfinished $DROP_ON_FAILURE"; }'
+  create_database_sql "$into" "$settings" >"$PRIVATE_TMP/create.sql"
+  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/create.sql" \
+    >"$PRIVATE_TMP/create.stmt" 2>"$PRIVATE_TMP/create.err" ||
+    fail_pg_step "planning CREATE DATABASE $into" "$PRIVATE_TMP/create.err"
+  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/create.stmt" \
+    2>"$PRIVATE_TMP/create.err" >/dev/null || fail_pg_step "CREATE DATABASE $into" "$PRIVATE_TMP/create.err"
+  log "created $into; loading the dump"
+
+  if [[ "$SOURCE_KIND" == set ]]; then
+    run_child pg_restore -w -j "$DUMP_JOBS" --exit-on-error -d "$(conninfo_db "$into")" \
+      "$SOURCE_PATH/dump" 2>"$PRIVATE_TMP/restore.err" || rc=$?
+    ((rc == 0)) || fail_pg_step "pg_restore into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
+  else
+    run_child load_legacy_dump "$into" 2>"$PRIVATE_TMP/restore.err" || rc=$?
+    ((rc == 0)) || fail_pg_step "loading $BACKUP_ID into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
+  fi
+  check_restored "$into"
+
+  database_state_sql "$into" "$settings" >"$PRIVATE_TMP/state.sql"
+  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/state.sql" \
+    >"$PRIVATE_TMP/state.stmt" 2>"$PRIVATE_TMP/state.err" ||
+    fail_pg_step "planning the database-level settings" "$PRIVATE_TMP/state.err"
+  pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/state.stmt" >/dev/null
+  if [[ "$into" == "$SIDE_DB" ]]; then
+    pg_query "$MAINTENANCE_DB" "COMMENT ON DATABASE $(sql_ident "$into") IS $(sql_literal "$PREPARED_MARK $ID")" >/dev/null
+  fi
+  # shellcheck disable=SC2034  # read by the cleanup registered above
+  DROP_ON_FAILURE=""
+  log "$into is ready: $TABLES_CHECKED tables match the manifest (row counts: $ROW_COUNTS_MODE)"
+}
+
+# load_legacy_dump INTO: a legacy plain .sql.gz through psql, in one transaction.
+load_legacy_dump() {
+  gzip -cd -- "$SOURCE_PATH" |
+    "${PSQL[@]}" --single-transaction -d "$(conninfo_db "$1")" -f - >/dev/null
+}
+
+# check_restored INTO: the restored tables (and, when the manifest's counts are exact, their
+# row counts) against the manifest. Sets TABLES_CHECKED and ROW_COUNTS_MODE.
+check_restored() {
+  local into="$1" result mismatches
+  if [[ -z "$MANIFEST" ]]; then
+    ROW_COUNTS_MODE=none
+    TABLES_CHECKED="$(pg_query "$into" "SELECT count(*) FROM jsonb_array_elements(($(tables_sql estimate))::jsonb)")"
+    return 0
+  fi
+  ROW_COUNTS_MODE="$(manifest_field "$MANIFEST" row_counts || echo estimate)"
+  check_tables_sql "$(manifest_raw "$MANIFEST" tables)" "$ROW_COUNTS_MODE" >"$PRIVATE_TMP/check.sql"
+  result="$("${PSQL[@]}" -d "$(conninfo_db "$into")" -f "$PRIVATE_TMP/check.sql" 2>"$PRIVATE_TMP/check.err")" ||
+    fail_pg_step "checking $into against the manifest" "$PRIVATE_TMP/check.err"
+  TABLES_CHECKED="$(head -n1 <<<"$result")"
+  mismatches="$(tail -n +2 <<<"$result")"
+  if [[ -n "$mismatches" ]]; then
+    while IFS= read -r line; do log "  differs: $line"; done <<<"$mismatches"
+    die "$EX_CORRUPT" "the restored database does not match backup $ID's manifest ($(head -n1 <<<"$mismatches"))" \
+      "choose another set; the live database was not touched"
+  fi
+}
+
+# apply_database_comment NAME: the comment the source database had.
+apply_database_comment() {
+  database_comment_sql "$1" "$(settings_json)" >"$PRIVATE_TMP/comment.sql"
+  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/comment.sql" \
+    >"$PRIVATE_TMP/comment.stmt" 2>"$PRIVATE_TMP/comment.err" ||
+    fail_pg_step "planning the database comment" "$PRIVATE_TMP/comment.err"
+  pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/comment.stmt" >/dev/null
+}
+
+# swap_into_place: refuse new connections to the live database, then in one transaction end its
+# sessions, rename it to KEPT_DB and the side database to its name. On failure before the commit
+# the live database is left as it was, connections allowed again.
+swap_into_place() {
+  local started
+  started="$(date -u +%s)"
+  if [[ "$LIVE_EXISTS" == t ]]; then
+    pg_query "$MAINTENANCE_DB" "ALTER DATABASE $(sql_ident "$DB") WITH ALLOW_CONNECTIONS false" >/dev/null
+    REALLOW_ON_FAILURE="$DB"
+    # shellcheck disable=SC2016  # expanded when the cleanup runs
+    add_cleanup '[[ -z "${REALLOW_ON_FAILURE:-}" ]] || "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -c "ALTER DATABASE $(sql_ident "$REALLOW_ON_FAILURE") WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1'
+    KEPT_NAME="$KEPT_DB"
+  fi
+  swap_sql "$DB" "$SIDE_DB" "${KEPT_NAME:-}" "$SERVER_VERSION_NUM" >"$PRIVATE_TMP/swap.sql"
+  pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/swap.sql" >/dev/null
+  # shellcheck disable=SC2034  # read by the cleanup registered above
+  REALLOW_ON_FAILURE=""
+  DOWNTIME_SECONDS=$(($(date -u +%s) - started))
+  apply_database_comment "$DB"
+  log "swapped: $SIDE_DB is now $DB${KEPT_NAME:+, the previous one is kept as $KEPT_NAME} (${DOWNTIME_SECONDS}s without connections)"
+}

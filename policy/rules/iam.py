@@ -1,0 +1,174 @@
+"""Least privilege for the credentials the pods hold: the writer can never destroy a backup, and
+access to another stack's backups is read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from .model import Config, Resource, ResourceRule, StackRule, Violation, explain
+from .props import (
+    BUCKET,
+    IAM_POLICY_TYPES,
+    as_strings,
+    bucket_name,
+    dig,
+    iam_documents,
+    of_type,
+    statements,
+)
+
+# Actions that destroy backups, or shorten how long they are kept, or destroy the key that
+# decrypts them. A granted pattern is refused when it matches any of them (`s3:*`, `s3:Delete*`,
+# `s3:Put*`, `*` all do).
+DESTRUCTIVE_ACTIONS = [
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:BypassGovernanceRetention",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:PutKeyPolicy",
+]
+READ_ONLY_ACTIONS = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectTagging",
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+]
+
+
+def _matches(granted: str, action: str) -> bool:
+    # IAM action names are case-insensitive.
+    return fnmatchcase(action.lower(), granted.lower())
+
+
+def _allows(statement: Mapping[str, Any]) -> bool:
+    return dig(statement, "Effect") == "Allow"
+
+
+def _no_delete(resource: Resource, config: Config) -> Iterator[str]:
+    forbidden = [str(a) for a in config["forbiddenActions"]]
+    for label, doc in iam_documents(resource):
+        for statement in filter(_allows, statements(doc)):
+            if dig(statement, "NotAction") is not None:
+                yield explain(
+                    f"{label} allows NotAction {as_strings(dig(statement, 'NotAction'))}, "
+                    "which grants every other action, deletes included",
+                    "credentials in a pod that can delete or shorten retention let one bad "
+                    "script or one stolen token erase the backups",
+                    "list the actions the job needs under Action instead",
+                )
+            for granted in as_strings(dig(statement, "Action")):
+                hits = [a for a in forbidden if _matches(granted, a)]
+                if hits:
+                    yield explain(
+                        f"{label} allows {granted!r}, which includes {', '.join(hits[:3])}"
+                        + (" and more" if len(hits) > 3 else ""),
+                        "credentials in a pod that can delete or shorten retention let one bad "
+                        "script or one stolen token erase the backups",
+                        "grant only the actions needed by name (the writer: s3:PutObject, "
+                        "s3:ListBucket, kms:GenerateDataKey, kms:Decrypt); expiry is the "
+                        "lifecycle's job",
+                    )
+
+
+def _own_bucket_names(resources: Sequence[Resource]) -> set[str]:
+    return {bucket_name(b) for b in of_type(resources, BUCKET)}
+
+
+def _bucket_of(arn: str) -> str | None:
+    if not arn.startswith("arn:aws:s3:::"):
+        return None
+    return arn.removeprefix("arn:aws:s3:::").split("/", 1)[0] or None
+
+
+def _is_reader(resource: Resource, markers: Sequence[str]) -> bool:
+    names = [resource.name, str(dig(resource.props, "name", default=""))]
+    return any(m.lower() in n.lower() for m in markers for n in names)
+
+
+def _reader_read_only(resources: Sequence[Resource], config: Config) -> Iterator[Violation]:
+    """Readers (by name) and every grant on a bucket this stack does not own are read-only."""
+    allowed = [str(a) for a in config["readOnlyActions"]]
+    markers = [str(m) for m in config["readerNameMarkers"]]
+    own = _own_bucket_names(resources)
+    for resource in of_type(resources, *IAM_POLICY_TYPES):
+        reader = _is_reader(resource, markers)
+        for label, doc in iam_documents(resource):
+            for statement in filter(_allows, statements(doc)):
+                targets = {_bucket_of(t) for t in as_strings(dig(statement, "Resource"))}
+                foreign = sorted(t for t in targets if t and t not in own)
+                if not (reader or foreign):
+                    continue
+                actions = as_strings(dig(statement, "Action")) or ["NotAction (everything else)"]
+                extra = [a for a in actions if not _read_only(a, allowed)]
+                if extra:
+                    whose = f"another stack's bucket {foreign[0]!r}" if foreign else "a reader"
+                    yield Violation(
+                        explain(
+                            f"{resource.label}: {label} grants {whose} {', '.join(extra)}",
+                            "restoring another stack's backup, or any restore, only needs to "
+                            "read; write or delete access there lets this stack damage backups "
+                            "it does not own",
+                            f"grant only read actions ({', '.join(allowed[:4])}, ...)",
+                        ),
+                        resource,
+                    )
+
+
+def _read_only(granted: str, allowed: Sequence[str]) -> bool:
+    """A granted action (maybe a wildcard) is read-only when everything it can match is allowed:
+    a literal in the list, or a wildcard no wider than one of the list's own wildcards."""
+    literal = not any(c in granted for c in "*?")
+    return any(
+        granted.lower() == ok.lower() or (literal and _matches(ok, granted)) for ok in allowed
+    )
+
+
+RULES = (
+    ResourceRule(
+        "iam-no-delete",
+        "Credentials declared by the stack can never delete backups, shorten their retention or "
+        "destroy their key.",
+        "mandatory",
+        {
+            "forbiddenActions": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": DESTRUCTIVE_ACTIONS,
+            }
+        },
+        types=IAM_POLICY_TYPES,
+        check=_no_delete,
+    ),
+    StackRule(
+        "iam-reader-read-only",
+        "Readers, and every grant on another stack's bucket, are read-only.",
+        "mandatory",
+        {
+            "readOnlyActions": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": READ_ONLY_ACTIONS,
+            },
+            "readerNameMarkers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["reader", "restore"],
+            },
+        },
+        _reader_read_only,
+    ),
+)

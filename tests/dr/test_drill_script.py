@@ -1,0 +1,116 @@
+"""drill.sh against a real PostgreSQL: scratch created, checked, dropped; a corrupt set fails loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import BackedUp, give_to_server_user, run_script
+
+from jobs.local.postgres import LocalPostgres
+
+CORRUPT = 65
+
+
+def _result(stdout: str) -> dict[str, object]:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _databases(pg: LocalPostgres) -> set[str]:
+    return set(pg.psql("SELECT datname FROM pg_database").split())
+
+
+def test_drill_on_a_throwaway_server_restores_checks_and_cleans_up(
+    pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str], shared_dir: Path
+) -> None:
+    drill_dir = shared_dir / "drill"
+    drill_dir.mkdir()
+    give_to_server_user(shared_dir)
+    before = _databases(pg)
+    env = {
+        **base_env,
+        "PGDATABASE": backed_up.database,
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_DIR": str(drill_dir),
+        "DRILL_PORT": str(pg.port + 1),
+        "TMPDIR": str(shared_dir),
+    }
+    if os.geteuid() == 0:  # postgres refuses root: run as the server's user, as the pod would
+        argv_env = [f"{k}={v}" for k, v in env.items()]
+        import subprocess
+
+        done = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "env", "-i", *argv_env, "bash",
+             str(Path(__file__).resolve().parents[2] / "jobs" / "scripts" / "drill.sh")],
+            capture_output=True, text=True, check=False, start_new_session=True,
+        )
+    else:
+        done = run_script("drill.sh", env)
+    assert done.returncode == 0, done.stderr
+    result = _result(done.stdout)
+    assert result["status"] == "passed"
+    assert result["server"] == "throwaway"
+    assert result["id"] == backed_up.id
+    assert result["tables"] == 4
+    assert result["rows"] == 20 + 30 + 300 + 200
+    assert result["amcheck"] == "pg_amcheck"
+    # Nothing left: no server data, and the live server never saw the scratch database.
+    assert not (drill_dir / "data").exists()
+    assert _databases(pg) == before
+
+
+def test_drill_on_an_external_scratch_server_drops_the_scratch_database(
+    pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str]
+) -> None:
+    env = {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+    }
+    live_rows = pg.psql("SELECT count(*) FROM words", backed_up.database)
+    done = run_script("drill.sh", env)
+    assert done.returncode == 0, done.stderr
+    result = _result(done.stdout)
+    scratch = str(result["scratch"])
+    assert scratch != backed_up.database
+    assert f"created {scratch}" in done.stderr or scratch in done.stderr
+    assert scratch not in _databases(pg)
+    assert pg.psql("SELECT count(*) FROM words", backed_up.database) == live_rows
+
+
+def test_a_damaged_dump_fails_the_drill_loudly_before_anything_starts(
+    pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str]
+) -> None:
+    data_files = sorted((backed_up.set_dir / "dump").glob("*.dat*"))
+    victim = max(data_files, key=lambda p: p.stat().st_size)
+    content = bytearray(victim.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    victim.write_bytes(bytes(content))
+    env = {**base_env, **pg.env(backed_up.database), "BACKUP_DIR": str(backed_up.backup_dir),
+           "DRILL_SERVER": "external"}
+    before = _databases(pg)
+    done = run_script("drill.sh", env)
+    assert done.returncode == CORRUPT
+    assert "CORRUPT" in done.stderr
+    assert _result(done.stdout)["status"] == "failed"
+    assert _databases(pg) == before
+
+
+def test_a_set_whose_rows_differ_from_its_manifest_fails_as_corrupt(
+    pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str]
+) -> None:
+    manifest_path = backed_up.set_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for table in manifest["tables"]:
+        if table["name"] == "words":
+            table["rows"] += 5
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    env = {**base_env, **pg.env(backed_up.database), "BACKUP_DIR": str(backed_up.backup_dir),
+           "DRILL_SERVER": "external"}
+    before = _databases(pg)
+    done = run_script("drill.sh", env)
+    assert done.returncode == CORRUPT, done.stderr
+    assert "CORRUPT" in done.stderr
+    assert _databases(pg) == before

@@ -1,0 +1,112 @@
+"""Pod security and pinned images, on real component output. The backup CronJob runs pg_dump in an
+init container and the upload in a container: weakening either must fire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import assert_fires, assert_passes, backup_cronjob, render
+
+POD_RULES = (
+    "pod-non-root",
+    "pod-no-privilege-escalation",
+    "pod-capabilities-dropped",
+    "pod-seccomp-runtime-default",
+    "pod-resource-limits",
+    "image-pinned",
+    "image-digest",
+)
+
+
+def _pod(resources: list[Any]) -> dict[str, Any]:
+    return backup_cronjob(resources)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def _init(resources: list[Any]) -> dict[str, Any]:
+    return _pod(resources)["initContainers"][0]
+
+
+def _main(resources: list[Any]) -> dict[str, Any]:
+    return _pod(resources)["containers"][0]
+
+
+@pytest.mark.parametrize("rule", POD_RULES)
+def test_pod_rules_pass(stack: str, rule: str) -> None:
+    assert_passes(stack, rule)
+
+
+def test_root_user_in_init_container_fires() -> None:
+    resources = render("production")
+    _init(resources)["securityContext"]["runAsUser"] = 0
+    assert_fires(
+        "production", resources, "pod-non-root", "init container 'backup'", "runAsUser is 0"
+    )
+
+
+def test_run_as_non_root_off_everywhere_fires() -> None:
+    resources = render("staging")
+    _pod(resources)["securityContext"]["runAsNonRoot"] = False
+    _main(resources)["securityContext"]["runAsNonRoot"] = False
+    assert_fires("staging", resources, "pod-non-root", "container 'upload'", "runAsNonRoot")
+
+
+def test_privilege_escalation_fires() -> None:
+    resources = render("production")
+    del _main(resources)["securityContext"]["allowPrivilegeEscalation"]
+    assert_fires(
+        "production",
+        resources,
+        "pod-no-privilege-escalation",
+        "container 'upload'",
+        "allowPrivilegeEscalation is not False",
+    )
+
+
+def test_privileged_init_container_fires() -> None:
+    resources = render("production")
+    _init(resources)["securityContext"]["privileged"] = True
+    assert_fires("production", resources, "pod-no-privilege-escalation", "privileged is True")
+
+
+def test_capabilities_not_dropped_fires() -> None:
+    resources = render("production")
+    _init(resources)["securityContext"]["capabilities"] = {"drop": ["NET_RAW"]}
+    assert_fires("production", resources, "pod-capabilities-dropped", "not ALL")
+
+
+def test_capability_added_fires() -> None:
+    resources = render("staging")
+    _main(resources)["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
+    assert_fires("staging", resources, "pod-capabilities-dropped", "add ['SYS_ADMIN']")
+
+
+def test_seccomp_unconfined_fires() -> None:
+    resources = render("production")
+    _pod(resources)["securityContext"].pop("seccompProfile")
+    _main(resources)["securityContext"]["seccompProfile"] = {"type": "Unconfined"}
+    assert_fires("production", resources, "pod-seccomp-runtime-default", "Unconfined")
+
+
+def test_missing_memory_limit_fires() -> None:
+    # Stack config always fills limits (defaults), so the rendered container is weakened instead.
+    resources = render("production")
+    del _init(resources)["resources"]["limits"]["memory"]
+    assert_fires("production", resources, "pod-resource-limits", "no resources.limits for memory")
+
+
+@pytest.mark.parametrize(
+    ("image", "phrase"),
+    [("postgres:latest", "tag 'latest'"), ("postgres", "no tag and no digest")],
+)
+def test_unpinned_image_fires(image: str, phrase: str) -> None:
+    # Stack config refuses unpinned images (rightly): weaken the rendered container.
+    resources = render("production")
+    _init(resources)["image"] = image
+    assert_fires("production", resources, "image-pinned", phrase)
+
+
+def test_digest_is_advised() -> None:
+    resources = render("production")
+    _main(resources)["image"] = "amazon/aws-cli:2.17.0"
+    assert_fires("production", resources, "image-digest", "not pinned to a digest", result="warn")

@@ -1,0 +1,157 @@
+"""fetch.sh against moto's S3 server through the real aws CLI: the right set arrives whole, or
+nothing arrives under its name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from s3_helpers import (
+    PREFIX,
+    error_lines,
+    make_set,
+    offsite_env,
+    put_set,
+    run_script,
+    set_files,
+    summary,
+)
+
+from jobs.local.s3 import LocalS3
+
+OLDEST, OLDER, FAILED, UNFINISHED = (
+    "20260117t020000z",
+    "20260118t020000z",
+    "20260119t020000z",
+    "20260120t020000z",
+)
+
+
+def offsite_sets(s3: LocalS3, bucket: str, source: Path) -> dict[str, Path]:
+    """Four sets offsite: two verified, a newer failed one, and a newest without manifest."""
+    sets = {
+        OLDEST: make_set(source, "app", OLDEST),
+        OLDER: make_set(source, "app", OLDER),
+        FAILED: make_set(source, "app", FAILED, status="failed"),
+        UNFINISHED: make_set(source, "app", UNFINISHED),
+    }
+    for set_id, set_dir in sets.items():
+        put_set(s3, bucket, set_dir, manifest=set_id != UNFINISHED)
+    return sets
+
+
+def folder_names(path: Path) -> set[str]:
+    """What a user sees in a folder (the lock file aside)."""
+    if not path.exists():
+        return set()
+    return {p.name for p in path.iterdir() if not p.name.startswith(".")}
+
+
+def test_latest_is_the_newest_verified_set_and_arrives_whole(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    sets = offsite_sets(s3, bucket, tmp_path / "source")
+    volume = tmp_path / "volume"
+    env = offsite_env(s3, bucket, volume, DATABASE="app", BACKUP_ID="latest")
+
+    proc = run_script("fetch.sh", env)
+
+    assert proc.returncode == 0, proc.stderr
+    result = summary(proc)
+    assert result["event"] == "fetch" and result["status"] == "verified"
+    assert result["id"] == OLDER and result["downloaded"] is True
+    assert result["path"] == str(volume / "app" / OLDER)
+    assert folder_names(volume / "app") == {OLDER}  # no .partial left beside it
+    assert set_files(volume / "app" / OLDER) == set_files(sets[OLDER])
+    assert (volume / "app" / OLDER / "globals.sql").stat().st_mode & 0o777 == 0o600
+
+    again = run_script("fetch.sh", env)
+
+    assert again.returncode == 0, again.stderr
+    assert summary(again)["downloaded"] is False  # already there and intact
+
+
+def test_by_id_and_into_any_folder(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    sets = offsite_sets(s3, bucket, tmp_path / "source")
+    volume, folder = tmp_path / "volume", tmp_path / "downloads"
+    env = offsite_env(s3, bucket, volume, PGDATABASE="app", BACKUP_ID=OLDEST)
+
+    proc = run_script("fetch.sh", {**env, "FETCH_TO": str(folder)})
+
+    assert proc.returncode == 0, proc.stderr
+    assert summary(proc)["path"] == str(folder / OLDEST)
+    assert set_files(folder / OLDEST) == set_files(sets[OLDEST])
+    assert folder_names(folder) == {OLDEST}
+    assert not volume.exists()  # the volume is not touched by a download elsewhere
+
+
+def test_a_corrupted_object_is_refused_and_nothing_is_left(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    sets = offsite_sets(s3, bucket, tmp_path / "source")
+    data = bytearray((sets[OLDER] / "dump" / "3002.dat.gz").read_bytes())
+    data[1000] ^= 0x01  # one flipped bit, same size
+    key = f"{PREFIX}/app/{OLDER}/dump/3002.dat.gz"
+    s3.client().put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    volume, folder = tmp_path / "volume", tmp_path / "downloads"
+    env = offsite_env(s3, bucket, volume, DATABASE="app", BACKUP_ID="latest")
+
+    for where in ({}, {"FETCH_TO": str(folder)}):
+        proc = run_script("fetch.sh", {**env, **where})
+
+        assert proc.returncode == 65, proc.stderr
+        [error] = error_lines(proc)
+        assert "corrupted" in error and OLDER in error
+        assert summary(proc)["status"] == "failed"
+    assert folder_names(volume / "app") == set()
+    assert folder_names(folder) == set()
+
+
+def test_checksum_list_that_leaves_a_file_out_is_refused(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    sets = offsite_sets(s3, bucket, tmp_path / "source")
+    # A SHA256SUMS without one file's line would let that file through unchecked.
+    sums = (sets[OLDER] / "SHA256SUMS").read_text().splitlines(keepends=True)
+    short = "".join(line for line in sums if not line.endswith("dump/3001.dat.gz\n"))
+    key = f"{PREFIX}/app/{OLDER}/SHA256SUMS"
+    s3.client().put_object(Bucket=bucket, Key=key, Body=short.encode())
+    volume = tmp_path / "volume"
+
+    proc = run_script("fetch.sh", offsite_env(s3, bucket, volume, DATABASE="app", BACKUP_ID=OLDER))
+
+    assert proc.returncode == 65
+    assert "dump/3001.dat.gz" in proc.stderr  # named as the reason
+    assert folder_names(volume / "app") == set()
+
+
+def test_sets_that_cannot_be_fetched_are_named(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    offsite_sets(s3, bucket, tmp_path / "source")
+    env = offsite_env(s3, bucket, tmp_path / "volume", DATABASE="app")
+
+    cases = {
+        UNFINISHED: 65,  # objects offsite, but no manifest: its upload never finished
+        "20250101t000000z": 66,  # no such set
+        "../../etc": 64,  # not an id
+    }
+    for set_id, code in cases.items():
+        proc = run_script("fetch.sh", {**env, "BACKUP_ID": set_id})
+        assert proc.returncode == code, proc.stderr
+        assert len(error_lines(proc)) == 1
+    other = run_script("fetch.sh", {**env, "DATABASE": "billing", "BACKUP_ID": "latest"})
+    assert other.returncode == 66
+    assert "no verified backup of billing" in error_lines(other)[0]
+
+
+def test_a_damaged_copy_already_on_the_volume_is_left_alone(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    offsite_sets(s3, bucket, tmp_path / "source")
+    volume = tmp_path / "volume"
+    damaged = make_set(volume, "app", OLDER)
+    (damaged / "dump" / "toc.dat").write_bytes(b"damaged")
+
+    proc = run_script("fetch.sh", offsite_env(s3, bucket, volume, DATABASE="app"))
+
+    assert proc.returncode == 65
+    assert "move it aside" in error_lines(proc)[0]
+    assert (damaged / "dump" / "toc.dat").read_bytes() == b"damaged"

@@ -1,0 +1,208 @@
+"""upload.sh against moto's S3 server through the real aws CLI: what lands offsite, and when."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from s3_helpers import (
+    PREFIX,
+    aws_interrupter,
+    error_lines,
+    make_set,
+    offsite_env,
+    offsite_objects,
+    run_script,
+    set_files,
+    summary,
+    version_counts,
+)
+
+from jobs.local.postgres import free_port
+from jobs.local.s3 import LocalS3
+
+OLDER, NEWER = "20260119t020000z", "20260120t020000z"
+
+
+def test_uploads_every_verified_set_with_its_files_and_sse(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    older = make_set(tmp_path, "app", OLDER)
+    newer = make_set(tmp_path, "app", NEWER)
+    make_set(tmp_path, "app", "20260121t020000z", status="failed")
+    (tmp_path / "app" / "20260122t020000z.partial" / "dump").mkdir(parents=True)
+    env = offsite_env(s3, bucket, tmp_path, S3_SSE="aws:kms", S3_KMS_KEY_ID="alias/pgbackup")
+
+    proc = run_script("upload.sh", env)
+
+    assert proc.returncode == 0, proc.stderr
+    result = summary(proc)
+    assert result["event"] == "upload" and result["status"] == "ok"
+    assert result["sets_uploaded"] == 2 and result["sets_skipped"] == 0
+    assert result["uploaded"] == [f"app/{NEWER}", f"app/{OLDER}"]  # the newest goes first
+    expected = {
+        f"{PREFIX}/app/{set_dir.name}/{rel}": len(data)
+        for set_dir in (older, newer)
+        for rel, data in set_files(set_dir).items()
+    }
+    assert offsite_objects(s3, bucket) == expected  # neither the failed nor the partial set
+    assert result["bytes"] == sum(expected.values())
+    client = s3.client()
+    for key in expected:
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert head["SSEKMSKeyId"] == "alias/pgbackup"
+
+
+def test_a_second_run_skips_sets_already_offsite(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    make_set(tmp_path, "app", OLDER)
+    env = offsite_env(s3, bucket, tmp_path, S3_SSE="AES256")
+    assert run_script("upload.sh", env).returncode == 0
+    make_set(tmp_path, "app", NEWER)
+
+    proc = run_script("upload.sh", env)
+
+    assert proc.returncode == 0, proc.stderr
+    result = summary(proc)
+    assert (result["sets_uploaded"], result["sets_skipped"]) == (1, 1)
+    assert result["uploaded"] == [f"app/{NEWER}"]
+    assert set(version_counts(s3, bucket).values()) == {1}  # nothing of the first set sent again
+    head = s3.client().head_object(Bucket=bucket, Key=f"{PREFIX}/app/{NEWER}/manifest.json")
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_upload_killed_midway_leaves_no_manifest_and_a_rerun_resumes(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    set_dir = make_set(tmp_path / "volume", "app", OLDER)
+    env = offsite_env(s3, bucket, tmp_path / "volume")
+    killer = aws_interrupter(tmp_path / "bin", "kill-after-2")
+
+    killed = run_script("upload.sh", {**env, "PATH": f"{killer}:{env['PATH']}"})
+
+    assert killed.returncode != 0
+    offsite = offsite_objects(s3, bucket)
+    assert len(offsite) == 2
+    assert not any(key.endswith("manifest.json") for key in offsite)
+
+    resumed = run_script("upload.sh", env)
+
+    assert resumed.returncode == 0, resumed.stderr
+    files = set_files(set_dir)
+    assert summary(resumed)["files_uploaded"] == len(files) - 2  # the two sent before the kill
+    assert offsite_objects(s3, bucket) == {
+        f"{PREFIX}/app/{OLDER}/{rel}": len(data) for rel, data in files.items()
+    }
+    assert set(version_counts(s3, bucket).values()) == {1}
+
+
+def test_sizes_are_checked_after_the_upload_before_the_manifest(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    make_set(tmp_path / "volume", "app", OLDER)
+    env = offsite_env(s3, bucket, tmp_path / "volume")
+    silent = aws_interrupter(tmp_path / "bin", "sync-does-nothing")
+
+    proc = run_script("upload.sh", {**env, "PATH": f"{silent}:{env['PATH']}"})
+
+    assert proc.returncode == 70
+    [error] = error_lines(proc)
+    assert "missing or not" in error and "re-run the upload" in error
+    assert summary(proc)["status"] == "failed"
+    assert offsite_objects(s3, bucket) == {}
+
+
+def test_an_object_of_another_size_offsite_is_sent_again(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    set_dir = make_set(tmp_path, "app", OLDER)
+    key = f"{PREFIX}/app/{OLDER}/dump/3002.dat.gz"
+    s3.client().put_object(Bucket=bucket, Key=key, Body=b"torn")
+
+    proc = run_script("upload.sh", offsite_env(s3, bucket, tmp_path))
+
+    assert proc.returncode == 0, proc.stderr
+    body = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == (set_dir / "dump" / "3002.dat.gz").read_bytes()
+
+
+def test_object_lock_bucket_takes_the_upload(s3: LocalS3, tmp_path: Path) -> None:
+    bucket = "locked-" + tmp_path.name[-12:].lower().replace("_", "-")
+    s3.create_bucket(bucket, object_lock=True)
+    s3.client().put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+        },
+    )
+    # Bigger than the CLI's multipart threshold (8 MiB): parts under Object Lock too.
+    big = {"dump/toc.dat": b"toc", "dump/3001.dat.gz": b"\x01" * (9 * 1024 * 1024)}
+    make_set(tmp_path, "app", OLDER, files=big)
+
+    proc = run_script("upload.sh", offsite_env(s3, bucket, tmp_path, S3_SSE="aws:kms"))
+
+    assert proc.returncode == 0, proc.stderr
+    key = f"{PREFIX}/app/{OLDER}/dump/3001.dat.gz"
+    assert offsite_objects(s3, bucket)[key] == 9 * 1024 * 1024
+    small = f"{PREFIX}/app/{OLDER}/dump/toc.dat"  # moto applies the default retention to PUTs
+    assert s3.client().head_object(Bucket=bucket, Key=small)["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_one_database_when_named(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    make_set(tmp_path, "app", OLDER)
+    make_set(tmp_path, "billing", OLDER)
+
+    proc = run_script("upload.sh", offsite_env(s3, bucket, tmp_path, PGDATABASE="billing"))
+
+    assert proc.returncode == 0, proc.stderr
+    keys = offsite_objects(s3, bucket)
+    assert {key.removeprefix(f"{PREFIX}/").split("/")[0] for key in keys} == {"billing"}
+
+
+def test_unreachable_store_fails_clearly(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    make_set(tmp_path, "app", OLDER)
+    env = offsite_env(s3, bucket, tmp_path, S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+
+    proc = run_script("upload.sh", env)
+
+    assert proc.returncode == 69
+    [error] = error_lines(proc)
+    assert "cannot reach" in error and "S3_ENDPOINT_URL" in error
+
+
+def test_credentials_never_printed_and_read_only_home_is_fine(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    make_set(tmp_path, "app", OLDER)
+    key_id, secret = "AKIAEXAMPLEKEYID4242", "wJalrXUtnFEMI-secret-never-shown"
+    env = offsite_env(
+        s3,
+        bucket,
+        tmp_path,
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        HOME="/nonexistent",
+    )
+
+    good = run_script("upload.sh", env)
+    missing_bucket = run_script("upload.sh", {**env, "S3_BUCKET": "no-such-bucket"})
+
+    assert good.returncode == 0, good.stderr
+    assert missing_bucket.returncode == 66
+    for proc in (good, missing_bucket):
+        assert secret not in proc.stdout + proc.stderr
+        assert key_id not in proc.stdout + proc.stderr
+
+
+def test_configuration_mistakes_are_refused(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    make_set(tmp_path, "app", OLDER)
+    env = offsite_env(s3, bucket, tmp_path)
+
+    no_bucket = run_script("upload.sh", {**env, "S3_BUCKET": ""})
+    bad_sse = run_script("upload.sh", {**env, "S3_SSE": "aws:kms:dsse-typo"})
+    key_without_kms = run_script("upload.sh", {**env, "S3_SSE": "AES256", "S3_KMS_KEY_ID": "k"})
+
+    for proc in (no_bucket, bad_sse, key_without_kms):
+        assert proc.returncode == 78
+        assert len(error_lines(proc)) == 1
+    assert offsite_objects(s3, bucket) == {}
