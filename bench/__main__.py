@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from bench import downtime, dr_settings, fixture, levers, report, scaling
+from bench import downtime, dr_settings, fixture, levers, memory, report, scaling
 from bench.context import REPO, SCRIPTS, BenchContext
 from bench.pipelines import (
     OursBackup,
@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
         guide_s = rows["guide_restore"].seconds
         outage = downtime.measure(ctx, ours.backup_id, guide_s)
 
+        say("memory: one untimed run each of backup.sh and restore.sh")
+        peak_memory = memory.measure(ctx, ours.backup_id)
+
         dr_rows: list[Measurement] = []
         if not args.no_dr:
             say("disaster recovery: durable vs non-durable brand-new server")
@@ -160,6 +163,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
                 info["met"] for info in found_ratios.values() if info["met"] is not None
             ),
             "downtime": outage,
+            "memory": peak_memory,
             "dr_settings": {r.name: r.as_json() for r in dr_rows},
             "levers": {r.name: r.as_json() for r in lever_rows},
             "scaling": [p.as_json() for p in points],
@@ -187,6 +191,7 @@ def print_report(results: dict[str, object], tables: Tables) -> None:
     for key, value in outage.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value
         print(f"  {key:<24} {shown}")
+    print(f"memory (largest process of our steps, KiB): {results['memory']}")
     if tables.dr:
         print(report.table("restore into a brand-new server (disaster recovery)", tables.dr))
     if tables.levers:

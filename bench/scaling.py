@@ -59,15 +59,18 @@ def main_point(scale: int, gb: float, backup: Measurement, restore: Measurement)
 
 
 def _fit(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
-    """(fixed seconds, seconds per GB) by least squares; None with fewer than two sizes."""
-    if len(set(xs)) < 2:
+    """(fixed seconds, seconds per GB) by least squares. None when the sizes are too close to
+    separate a fixed cost from a per-GB one, or when noise gives a line that makes no sense
+    (negative fixed cost or slope): the caller then scales the largest run proportionally."""
+    if len(xs) < 2 or max(xs) < 1.5 * min(xs):
         return None
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
         (x - mean_x) ** 2 for x in xs
     )
-    return mean_y - slope * mean_x, slope
+    fixed = mean_y - slope * mean_x
+    return (fixed, slope) if fixed >= 0 and slope > 0 else None
 
 
 def projection(points: list[Point]) -> dict[str, object]:
@@ -76,8 +79,8 @@ def projection(points: list[Point]) -> dict[str, object]:
         pairs = [(p.gb, getattr(p, f"{what}_s")) for p in points]
         pairs = [(gb, s) for gb, s in pairs if s is not None]
         fit = _fit([gb for gb, _ in pairs], [s for _, s in pairs])
-        if fit is None and pairs:  # one size only: proportional to size
-            gb, seconds = pairs[-1]
+        if fit is None and pairs:  # proportional to the largest size measured
+            gb, seconds = max(pairs)
             fit = (0.0, seconds / gb)
         if fit is None:
             out[what] = None

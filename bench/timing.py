@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,3 +113,26 @@ def tree_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+# Runs a bash script and prints the largest resident set of any process it started (KiB):
+# RUSAGE_CHILDREN covers every descendant that was waited for, which is each step of a script.
+_PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(['bash', '-c', sys.argv[1]], stdout=subprocess.DEVNULL)\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(peak if done.returncode == 0 else -1)\n"
+)
+
+
+def peak_rss_kib(script: str, env: dict[str, str]) -> int | None:
+    """The largest single-process memory of one untimed run (sizes the pod's memory request)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, script],
+        env=env, capture_output=True, text=True, check=False, start_new_session=True,
+    )  # fmt: skip
+    try:
+        value = int(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return value if value >= 0 else None

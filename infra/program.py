@@ -11,7 +11,7 @@ from infra.config import StackConfig, from_pulumi
 
 def declare(config: StackConfig) -> PostgresBackup:
     stack = PostgresBackup(
-        config.release, PostgresBackupArgs(config=config, scripts=read_scripts())
+        "postgres-backup", PostgresBackupArgs(config=config, scripts=read_scripts())
     )
     pulumi.export("namespace", stack.namespace)
     pulumi.export("cronJobNames", stack.cronjob_names)

@@ -48,11 +48,39 @@ def load_policy_config(path: Path) -> dict[str, Any]:
         raise PolicyConfigError(f"policy config {path} is not valid JSON: {error}") from error
     if not isinstance(data, dict):
         raise PolicyConfigError(f"policy config {path} must be a JSON object of policy names")
-    known = {rule.name for rule in RULES} | {"all"}
-    unknown = sorted(set(data) - known)
+    rules = {rule.name: rule for rule in RULES}
+    unknown = sorted(set(data) - set(rules) - {"all"})
     if unknown:
         raise PolicyConfigError(f"policy config {path} names unknown policies: {unknown}")
+    for name, entry in data.items():
+        if isinstance(entry, dict) and name in rules:
+            _check_tunables(path, rules[name], entry)
     return data
+
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _check_tunables(path: Path, rule: Rule, entry: Mapping[str, Any]) -> None:
+    """What the Pulumi CLI checks against the config schema, so a typo is not a silent default."""
+    for key, value in entry.items():
+        if key == "enforcementLevel":
+            continue
+        spec = rule.config_schema.get(key)
+        if spec is None:
+            known = ", ".join(rule.config_schema) or "none"
+            raise PolicyConfigError(f"{path}: {rule.name} has no setting {key!r} (known: {known})")
+        wanted = JSON_TYPES.get(str(spec.get("type")), (object,))
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, wanted) or (is_bool and bool not in wanted):
+            raise PolicyConfigError(f"{path}: {rule.name}.{key} must be a {spec.get('type')}")
 
 
 def level_of(rule: Rule, policy_config: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ from infra.validate import ConfigError
 
 SCRIPTS_MOUNT = "/scripts"
 BACKUP_DIR = "/backups"
-PASSWORD_MOUNT = "/etc/pgbackup/db"
+DB_SECRET_MOUNT = "/etc/pgbackup/db"  # noqa: S105 (a mount path)
 SSL_MOUNT = "/etc/pgbackup/ssl"
 AWS_MOUNT = "/etc/pgbackup/aws"
 AWS_HOME = "/home/aws"
@@ -107,7 +107,7 @@ def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
             "PGUSER": args.pg_user,
             "PGDATABASE": args.database,
             "PGSSLMODE": args.pg_ssl_mode,
-            "PGPASSWORD_FILE": f"{PASSWORD_MOUNT}/password",
+            "PGPASSWORD_FILE": f"{DB_SECRET_MOUNT}/password",
             "BACKUP_DIR": BACKUP_DIR,
             "RETENTION_DAYS": str(args.retention_days),
             "KEEP_MIN": str(args.keep_min),
@@ -136,7 +136,7 @@ def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
     mounts = [
         {"name": "backups", "mount_path": BACKUP_DIR},
         {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
-        {"name": "db-password", "mount_path": PASSWORD_MOUNT, "read_only": True},
+        {"name": "db-password", "mount_path": DB_SECRET_MOUNT, "read_only": True},
         {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108
     ]
     if args.ssl_root_cert_secret is not None:

@@ -249,8 +249,8 @@ class KubernetesBackend:
         return int(ExitCode.STEP_FAILED)
 
     def _run_job(self, manifest: dict[str, Any], what: str) -> str:
-        """Create the Job, follow each container's log in order, return the last container's log
-        (the step's stdout summary is its last JSON line); the step's error if it failed."""
+        """Create the Job, follow each container's log in order and return them all (the step's
+        summary is the last JSON line); raise the step's own error if it failed."""
         name = manifest["metadata"]["name"]
         self._call(f"create Job {name}", self.batch.create_namespaced_job, self.namespace, manifest)
         print(f"    Job {name} created in {self.namespace}", file=sys.stderr, flush=True)
@@ -261,7 +261,7 @@ class KubernetesBackend:
         logs = ""
         for container in containers:
             pod = self._wait_started(name, container)
-            logs = self._follow(pod["metadata"]["name"], container)
+            logs += self._follow(pod["metadata"]["name"], container)
         if not self._wait_finished(name):
             raise steps.step_failed(what, self._exit_code(name), logs, f"Job {name}")
         return logs

@@ -36,9 +36,14 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--database", "-d", help="which configured database (default: the only one)")
     parser.add_argument(
-        "--from", dest="where", choices=("volume", "offsite"), default="volume",
+        "--database", "-d", help="which configured database (default: the only one)"
+    )
+    parser.add_argument(
+        "--from",
+        dest="where",
+        choices=("volume", "offsite"),
+        default="volume",
         help="drill the newest set on the backup volume (default) or the newest offsite",
     )
     parser.add_argument("--backup-id", default="latest", help="a set id (default: latest)")
@@ -58,8 +63,11 @@ def run_drill_script(env: dict[str, str]) -> dict[str, Any]:
     """drill.sh as a subprocess; its JSON result, or its error as ours."""
     process = subprocess.run(
         ["bash", str(SCRIPTS_DIR / "drill.sh")],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, check=False,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in process.stderr.splitlines():
         info(f"    {line}")
@@ -81,8 +89,11 @@ def _local_drill(backend: LocalBackend, db: str, where: str, backup_id: str) -> 
             settings = backend.settings
             fetcher = LocalBackend(
                 type(settings)(
-                    env=settings.env, backup_dir=str(scratch_volume), bucket=settings.bucket,
-                    prefix=settings.prefix, endpoint_url=settings.endpoint_url,
+                    env=settings.env,
+                    backup_dir=str(scratch_volume),
+                    bucket=settings.bucket,
+                    prefix=settings.prefix,
+                    endpoint_url=settings.endpoint_url,
                 )
             )
             backup_id = fetcher.fetch(db, backup_id)
@@ -92,8 +103,9 @@ def _local_drill(backend: LocalBackend, db: str, where: str, backup_id: str) -> 
         env = {k: v for k, v in backend.settings.env.items() if not k.startswith("PG")}
         env.update(server.env(db))
         env["PATH"] = f"{server.bindir}{os.pathsep}{env.get('PATH', '')}"
-        env.update({"BACKUP_DIR": str(backup_dir), "BACKUP_ID": backup_id,
-                    "DRILL_SERVER": "external"})
+        env.update(
+            {"BACKUP_DIR": str(backup_dir), "BACKUP_ID": backup_id, "DRILL_SERVER": "external"}
+        )
         info(paint(f"==> drill set {backup_id} of {db} from the {where}", "bold"))
         return run_drill_script(env)
     finally:
@@ -110,7 +122,9 @@ def _kubernetes_drill(target: Any, db: str) -> dict[str, Any]:
     name = f"{target.stack.release}-postgres-restore-drill"
     cronjob = backend._call(
         f"CronJob {name} in {backend.namespace}",
-        backend.batch.read_namespaced_cron_job, name, backend.namespace,
+        backend.batch.read_namespaced_cron_job,
+        name,
+        backend.namespace,
     )
     from jobs.backends.kubernetes import _plain
 
@@ -140,8 +154,13 @@ def run(args: argparse.Namespace) -> int:
                 f"drill-{target.stack_name}-{db}.json"
             )
     except PgBackupError as error:
-        failed = {"event": "drill", "database": db, "status": "failed",
-                  "exit_code": int(error.code), "error": str(error)}
+        failed = {
+            "event": "drill",
+            "database": db,
+            "status": "failed",
+            "exit_code": int(error.code),
+            "error": str(error),
+        }
         if isinstance(target.backend, LocalBackend) and target.backend.backup_dir.exists():
             write_result(target.backend.backup_dir / db / RESULT_FILE, failed)
         info(paint(f"drill FAILED: {error.message}", "red"))

@@ -51,11 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def declared_resources(stack: str, overrides: dict[str, Any] | None = None) -> list[Resource]:
     """The stack's resources as the engine would see them, rendered under the mock runtime."""
-    from infra.render import collect_resources  # imported late: it loads Pulumi's runtime
+    from infra.mock_run import collect_resources  # imported late: it loads Pulumi's runtime
 
     return [
-        Resource(type=d.type, name=d.name, props=d.props, urn=getattr(d, "urn", "") or "")
+        Resource(type=d.type, name=d.name, props=d.inputs, urn=d.urn)
         for d in collect_resources(stack, overrides)
+        if d.custom  # components are only groupings; the engine analyzes custom resources
     ]
 
 

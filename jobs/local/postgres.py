@@ -98,8 +98,10 @@ class LocalPostgres:
         self._as_server(
             [
                 str(self.bindir / "initdb"),
-                "-D", str(self.data),
-                "-U", SUPERUSER,
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 f"--pwfile={pwfile}",
@@ -121,8 +123,17 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         self._as_server(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
-             "-w", "-t", "60", "start"]
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
         return self
 
@@ -161,9 +172,26 @@ class LocalPostgres:
     def psql(self, sql: str, database: str = "postgres", check: bool = True) -> str:
         """Run SQL over the trusted socket; returns unaligned, tuples-only output."""
         out = subprocess.run(
-            [str(self.bindir / "psql"), "-h", str(self.sockets), "-p", str(self.port),
-             "-U", SUPERUSER, "-d", database, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-            capture_output=True, text=True, check=False,
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                str(self.sockets),
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and out.returncode != 0:
             raise RuntimeError(f"psql failed: {out.stderr.strip()}")
@@ -174,7 +202,8 @@ class LocalPostgres:
         while time.monotonic() < deadline:
             probe = subprocess.run(
                 [str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                capture_output=True, check=False,
+                capture_output=True,
+                check=False,
             )
             if probe.returncode == 0:
                 return

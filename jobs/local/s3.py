@@ -85,4 +85,3 @@ class LocalS3:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

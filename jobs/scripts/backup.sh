@@ -49,9 +49,10 @@ FINAL="$DB_DIR/$ID"
 log "backup of database $DB on ${PGHOST:-local socket}:${PGPORT:-5432} as ${PGUSER:-$(id -un)}, set $ID"
 
 # -- server, tools, options ----------------------------------------------------------------------
-IFS='|' read -r SERVER_VERSION_NUM SERVER_VERSION IS_SUPERUSER < <(pg_query "$DB" \
+SERVER_INFO="$(pg_query "$DB" \
   "SELECT current_setting('server_version_num'), current_setting('server_version'),
-          (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
+          (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")"
+IFS='|' read -r SERVER_VERSION_NUM SERVER_VERSION IS_SUPERUSER <<<"$SERVER_INFO"
 SERVER_MAJOR=$((SERVER_VERSION_NUM / 10000))
 PG_DUMP_VERSION="$(tool_version pg_dump)"
 PG_DUMP_MAJOR="$(tool_major pg_dump)"

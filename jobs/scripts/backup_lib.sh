@@ -95,7 +95,8 @@ dump_globals() {
 # snapshot meanwhile. Sets TABLES_JSON and ROW_COUNTS_MODE.
 dump_database() {
   local dump_dir="$1" table_bytes snapshot="" rc=0
-  table_bytes="$(pg_query "$DB" "SELECT coalesce(sum(pg_relation_size(c.oid)), 0)::bigint
+  # relpages, not pg_relation_size(): no lock, so a table locked by the app cannot stall us here.
+  table_bytes="$(pg_query "$DB" "SELECT coalesce(sum(c.relpages::bigint * current_setting('block_size')::bigint), 0)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')")"
   ROW_COUNTS_MODE=exact

@@ -40,15 +40,30 @@ log() {
 
 warn() { log "WARNING: $*"; }
 
-# die CODE "cause" "fix": the one error line `ERROR: cause — fix`, then exit with CODE.
+# die CODE "cause" "fix": the one error line `ERROR: cause — fix`, then exit with CODE. Called in
+# a subshell ($(...)), it also leaves the message where the main shell's exit handler finds it.
 die() {
   local code="$1" cause="$2" fix="${3:-}"
   log "ERROR: ${cause} — ${fix}"
-  if [[ -n "$SUMMARY_EVENT" ]]; then
-    printf '{"event":"%s","status":"failed","exit_code":%d,"error":"%s"}\n' \
-      "$(json_escape "$SUMMARY_EVENT")" "$code" "$(json_escape "${cause} — ${fix}")" || true
+  _DIE_MESSAGE="${cause} — ${fix}"
+  if [[ "$BASHPID" != "$$" && -n "${PRIVATE_TMP:-}" ]]; then
+    printf '%s' "$_DIE_MESSAGE" >"$PRIVATE_TMP/last_error" 2>/dev/null || true
   fi
   exit "$code"
+}
+
+# failed_summary CODE: when a script with SUMMARY_EVENT fails, one JSON line on stdout says so
+# (the CLI reads it like the success summary).
+_DIE_MESSAGE=""
+failed_summary() {
+  local code="$1" message="$_DIE_MESSAGE"
+  [[ -n "$SUMMARY_EVENT" ]] || return 0
+  if [[ -z "$message" && -n "${PRIVATE_TMP:-}" && -s "$PRIVATE_TMP/last_error" ]]; then
+    message="$(cat "$PRIVATE_TMP/last_error")"
+  fi
+  [[ -n "$message" ]] || message="the step stopped unexpectedly (exit $code) — see the log lines above"
+  printf '{"event":"%s","status":"failed","exit_code":%d,"error":"%s"}\n' \
+    "$(json_escape "$SUMMARY_EVENT")" "$code" "$(json_escape "$message")" 2>/dev/null || true
 }
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -172,6 +187,7 @@ _run_cleanups() {
   for pid in "${_CHILD_PIDS[@]}"; do
     [[ "$pid" =~ ^[1-9][0-9]*$ ]] && kill -TERM "$pid" 2>/dev/null
   done
+  ((rc == 0)) || failed_summary "$rc"
   for ((i = ${#_CLEANUPS[@]} - 1; i >= 0; i--)); do
     eval "${_CLEANUPS[i]}"
   done

@@ -46,10 +46,12 @@ keep_global_statement() {
 # apply_globals FILE: replay the roles of FILE that the server lacks, in one transaction.
 apply_globals() {
   local file="$1" out="$PRIVATE_TMP/globals.apply.sql" line stmt="" ident count=0
+  local missing
   declare -gA MISSING=()
+  missing="$(missing_roles "$file")" || exit "$?"
   while IFS= read -r ident; do
     [[ -n "$ident" ]] && MISSING["$ident"]=1 && count=$((count + 1))
-  done < <(missing_roles "$file")
+  done <<<"$missing"
   if ((count == 0)); then
     log "globals: every role of the backup exists already (none changed)"
     return 0

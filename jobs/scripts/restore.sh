@@ -61,7 +61,8 @@ log "restore of $DB from $SOURCE_KIND $ID ($SOURCE_PATH), step $RESTORE_STEP, in
 
 # -- server checks (still nothing touched) --------------------------------------------------------
 SERVER_VERSION_NUM="$(pg_query "$MAINTENANCE_DB" "SELECT current_setting('server_version_num')")"
-LIVE_EXISTS="$(database_exists "$DB")"
+LIVE_EXISTS=f
+if database_exists "$DB"; then LIVE_EXISTS=t; fi
 refuse_if_not_restorable
 
 # -- prepare: globals, side database, pg_restore, checks, database-level state -------------------

@@ -99,25 +99,31 @@ require_name_fits() {
     "use a shorter database name or TARGET_DATABASE"
 }
 
-# database_exists NAME: t or f.
+# database_exists NAME: whether the database exists. A failed query ends the script (exit, not
+# return: callers test this in conditions, where set -e does not apply).
 database_exists() {
-  pg_query "$MAINTENANCE_DB" "SELECT count(*) > 0 FROM pg_database WHERE datname = $(sql_literal "$1")"
+  local answer
+  answer="$(pg_query "$MAINTENANCE_DB" "SELECT count(*) > 0 FROM pg_database WHERE datname = $(sql_literal "$1")")" ||
+    exit "$?"
+  [[ "$answer" == t ]]
 }
 
 # refuse_if_not_restorable: every refusal that can be known before touching anything.
 refuse_if_not_restorable() {
-  if [[ -n "$TARGET_DATABASE" && "$(database_exists "$TARGET_DATABASE")" == t ]]; then
+  if [[ -n "$TARGET_DATABASE" ]] && database_exists "$TARGET_DATABASE"; then
     die "$EX_USAGE" "TARGET_DATABASE $TARGET_DATABASE already exists" \
       "name a database that does not exist yet (the restore never overwrites one)"
   fi
-  if [[ -z "$TARGET_DATABASE" && "$LIVE_EXISTS" == t && "$(database_exists "$KEPT_DB")" == t ]]; then
+  if [[ -z "$TARGET_DATABASE" && "$LIVE_EXISTS" == t ]] && database_exists "$KEPT_DB"; then
     die "$EX_USAGE" "$KEPT_DB exists already (an earlier restore of this set kept it)" \
       "drop or rename $KEPT_DB once you no longer need it, then run the restore again"
   fi
   if [[ "$RESTORE_STEP" == swap ]]; then
-    [[ "$(database_exists "$SIDE_DB")" == t ]] || die "$EX_NOT_FOUND" \
+    database_exists "$SIDE_DB" || die "$EX_NOT_FOUND" \
       "no prepared database $SIDE_DB to swap in" "run the restore with RESTORE_STEP=prepare first"
-    [[ "$(database_comment "$SIDE_DB")" == "$PREPARED_MARK $ID" ]] || die "$EX_CORRUPT" \
+    local comment
+    comment="$(database_comment "$SIDE_DB")"
+    [[ "$comment" == "$PREPARED_MARK $ID" ]] || die "$EX_CORRUPT" \
       "$SIDE_DB exists but its preparation did not finish" \
       "run RESTORE_STEP=prepare again (it replaces the unfinished side database)"
   fi
@@ -160,7 +166,7 @@ prepare_database() {
   if [[ "$SOURCE_KIND" == set ]]; then
     apply_globals "$SOURCE_PATH/globals.sql"
   fi
-  if [[ "$into" == "$SIDE_DB" && "$(database_exists "$SIDE_DB")" == t ]]; then
+  if [[ "$into" == "$SIDE_DB" ]] && database_exists "$SIDE_DB"; then
     log "dropping $SIDE_DB left by an earlier, unfinished restore"
     drop_database "$SIDE_DB" || die "$EX_STEP_FAILED" "could not drop the leftover $SIDE_DB" \
       "drop it by hand (DROP DATABASE \"$SIDE_DB\" WITH (FORCE)) and run again"

@@ -79,6 +79,7 @@ def _deadlines(resource: Resource, config: Config) -> Iterator[str]:
 def _history(resource: Resource, config: Config) -> Iterator[str]:
     name = k8s_name(resource)
     minimum = int(config["minFailedJobsHistoryLimit"])
+    yield from _ttl(resource, config)
     for field, floor in (
         ("successfulJobsHistoryLimit", 1),
         ("failedJobsHistoryLimit", minimum),
@@ -92,6 +93,19 @@ def _history(resource: Resource, config: Config) -> Iterator[str]:
                 "failed backup with",
                 f"set spec.{_snake(field)} to at least {floor}",
             )
+
+
+def _ttl(resource: Resource, config: Config) -> Iterator[str]:
+    minimum = int(config["minTtlSecondsAfterFinished"])
+    ttl = dig(resource.props, "spec", "jobTemplate", "spec", "ttlSecondsAfterFinished")
+    if isinstance(ttl, int | float) and ttl < minimum:
+        yield explain(
+            f"CronJob {k8s_name(resource)!r}: ttlSecondsAfterFinished is {ttl:g} (at least "
+            f"{minimum} needed)",
+            "finished Jobs and their logs are deleted after this time whatever the history "
+            "limits say, so a failure is gone before anyone looks",
+            f"set databases[].ttlSecondsAfterFinished to at least {minimum}",
+        )
 
 
 def _snake(field: str) -> str:
@@ -152,9 +166,12 @@ RULES = (
     ),
     ResourceRule(
         "cronjob-history-limits",
-        "CronJobs keep finished Jobs, failed ones included, for inspection.",
+        "CronJobs keep finished Jobs (failed ones too) and their logs long enough to inspect.",
         "mandatory",
-        {"minFailedJobsHistoryLimit": {"type": "integer", "minimum": 1, "default": 1}},
+        {
+            "minFailedJobsHistoryLimit": {"type": "integer", "minimum": 1, "default": 1},
+            "minTtlSecondsAfterFinished": {"type": "integer", "minimum": 0, "default": 86400},
+        },
         types=TYPES,
         check=_history,
     ),

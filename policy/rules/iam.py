@@ -36,6 +36,17 @@ DESTRUCTIVE_ACTIONS = [
     "kms:DisableKey",
     "kms:PutKeyPolicy",
 ]
+BROAD_MANAGED_POLICIES = [
+    "arn:aws:iam::aws:policy/AdministratorAccess",
+    "arn:aws:iam::aws:policy/PowerUserAccess",
+    "arn:aws:iam::aws:policy/AmazonS3FullAccess",
+]
+ATTACHMENTS = frozenset(
+    {
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    }
+)
 READ_ONLY_ACTIONS = [
     "s3:GetObject",
     "s3:GetObjectVersion",
@@ -60,6 +71,18 @@ def _allows(statement: Mapping[str, Any]) -> bool:
 
 def _no_delete(resource: Resource, config: Config) -> Iterator[str]:
     forbidden = [str(a) for a in config["forbiddenActions"]]
+    broad = {str(a) for a in config["forbiddenManagedPolicies"]}
+    attached = as_strings(dig(resource.props, "managedPolicyArns")) + as_strings(
+        dig(resource.props, "policyArn")
+    )
+    for arn in attached:
+        if arn in broad:
+            yield explain(
+                f"{resource.label} attaches the managed policy {arn!r}",
+                "it includes deleting objects and changing bucket settings, so a stolen pod "
+                "credential can erase the backups",
+                "attach only the stack's own least-privilege policy",
+            )
     for label, doc in iam_documents(resource):
         for statement in filter(_allows, statements(doc)):
             if dig(statement, "NotAction") is not None:
@@ -148,9 +171,14 @@ RULES = (
                 "type": "array",
                 "items": {"type": "string"},
                 "default": DESTRUCTIVE_ACTIONS,
-            }
+            },
+            "forbiddenManagedPolicies": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": BROAD_MANAGED_POLICIES,
+            },
         },
-        types=IAM_POLICY_TYPES,
+        types=IAM_POLICY_TYPES | ATTACHMENTS,
         check=_no_delete,
     ),
     StackRule(

@@ -84,6 +84,14 @@ def _limits(container: Mapping[str, Any], pod: Mapping[str, Any], config: Config
     return f"no resources.limits for {', '.join(missing)}" if missing else None
 
 
+def _ssl_mode(container: Mapping[str, Any], pod: Mapping[str, Any], config: Config) -> str | None:
+    allowed = [str(m) for m in config["allowedSslModes"]]
+    for var in items(dig(container, "env")):
+        if dig(var, "name") == "PGSSLMODE" and dig(var, "value") not in allowed:
+            return f"PGSSLMODE is {dig(var, 'value')!r}, not one of {', '.join(allowed)}"
+    return None
+
+
 def split_image(image: str) -> tuple[str, str | None, str | None]:
     """(repository, tag, digest) of an image reference."""
     rest, _, digest = image.partition("@")
@@ -189,6 +197,29 @@ RULES = (
             "parallelism is derived from the CPU limit",
             "set resources.limits cpu and memory on every container (databases[].resources in "
             "the stack config)",
+        ),
+    ),
+    ResourceRule(
+        "postgres-tls",
+        "Connections to PostgreSQL use TLS as strictly as this stack's policy config asks.",
+        "mandatory",
+        {
+            "allowedSslModes": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+                },
+                "default": ["prefer", "require", "verify-ca", "verify-full"],
+            }
+        },
+        types=TYPES,
+        check=_per_container(
+            _ssl_mode,
+            "a dump carries every row of the database; without TLS it crosses the network "
+            "readable, and 'prefer' silently falls back to clear text",
+            "set postgres.sslMode in the stack config to require (or verify-full with "
+            "sslRootCertSecret)",
         ),
     ),
     ResourceRule(

@@ -31,6 +31,11 @@ class Local:
     capsys: pytest.CaptureFixture[str]
     monkeypatch: pytest.MonkeyPatch
 
+    def with_offsite(self) -> Local:
+        """Turn the offsite copy on: backups are uploaded to the test's bucket."""
+        self.monkeypatch.setenv("S3_BUCKET", self.bucket)
+        return self
+
     def run(self, *argv: str, typed: str | None = None, stack: str | None = None) -> int:
         """`pgbackup [--stack S] --local ARGV`; `typed`: what is typed at a terminal."""
         if typed is not None:

@@ -27,8 +27,9 @@ def local(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Local:
-    """A seeded database, an empty volume folder and bucket, the process environment pointing at
-    them (as an operator's shell would), stdin not a terminal unless a test types."""
+    """A seeded database, an empty volume folder, the process environment pointing at them (as an
+    operator's shell would), stdin not a terminal unless a test types. No offsite until a test
+    calls `local.with_offsite()` (an upload costs seconds of aws CLI start-up per file)."""
     for key in list(os.environ):
         if key.startswith(("PG", "AWS_", "S3_", "BACKUP_")):
             monkeypatch.delenv(key)
@@ -37,7 +38,6 @@ def local(
     env = {
         **pg.env(dbname),
         **s3.env(),
-        "S3_BUCKET": bucket,
         "S3_PREFIX": "postgres",
         "BACKUP_DIR": str(backup_dir),
         "DUMP_JOBS": "2",

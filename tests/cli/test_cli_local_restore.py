@@ -34,6 +34,7 @@ def test_backup_prints_summary_with_restore_command(local: Local) -> None:
 
 
 def test_list_shows_the_set_on_volume_and_offsite(local: Local) -> None:
+    local.with_offsite()
     backup_id = backup(local)
     assert local.run("list") == 0
     out, _ = local.output()
@@ -43,6 +44,7 @@ def test_list_shows_the_set_on_volume_and_offsite(local: Local) -> None:
 
 
 def test_verify_on_the_volume_and_offsite(local: Local) -> None:
+    local.with_offsite()
     backup_id = backup(local)
     assert local.run("verify", "latest") == 0
     assert f"{local.db}/{backup_id} verified (volume" in local.output()[0]
@@ -94,6 +96,7 @@ def test_restore_to_a_new_database_leaves_the_live_one_alone(local: Local) -> No
 
 
 def test_restore_from_offsite_fetches_the_set_first(local: Local) -> None:
+    local.with_offsite()
     backup_id = backup(local)
     for path in sorted((local.backup_dir / local.db).glob("*"), reverse=True):
         _remove(path)

@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
-import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dr_helpers import BackedUp, run_script
 
 from jobs.dr.sample_app import load_sql
 from jobs.local.postgres import LocalPostgres
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "jobs" / "scripts"
-
-
-@dataclass(frozen=True)
-class BackedUp:
-    database: str
-    backup_dir: Path
-    id: str
-
-    @property
-    def set_dir(self) -> Path:
-        return self.backup_dir / self.database / self.id
-
-
-def run_script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(SCRIPTS / name)], env=env, capture_output=True, text=True, check=False,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )
 
 
 @pytest.fixture
@@ -47,28 +26,28 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def backed_up(
-    pg: LocalPostgres, dbname: str, base_env: dict[str, str], shared_dir: Path
-) -> BackedUp:
-    """`dbname` filled with a small copy of the app's data, and one verified set of it."""
-    pg.psql(f'CREATE DATABASE "{dbname}" TEMPLATE template0 ENCODING UTF8')
-    pg.psql(load_sql(users=20, lists=30, words=300, attempts=200), dbname)
-    backup_dir = shared_dir / "backups"
-    backup_dir.mkdir()
-    env = {**base_env, **pg.env(dbname), "BACKUP_DIR": str(backup_dir)}
-    done = run_script("backup.sh", env)
+@pytest.fixture(scope="module")
+def _master_set(pg: LocalPostgres) -> Iterator[BackedUp]:
+    """One database and one backup of it per module (a backup takes seconds on a busy machine)."""
+    name = f"dr_{uuid.uuid4().hex[:10]}"
+    pg.psql(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING UTF8')
+    pg.psql(load_sql(users=20, lists=30, words=300, attempts=200), name)
+    backup_dir = Path(tempfile.mkdtemp(prefix="pgbackup-dr-master-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "S3_"))}
+    env["PATH"] = f"{pg.bindir}{os.pathsep}{env.get('PATH', '')}"
+    done = run_script("backup.sh", {**env, **pg.env(name), "BACKUP_DIR": str(backup_dir)})
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    return BackedUp(dbname, backup_dir, str(summary["id"]))
+    yield BackedUp(name, backup_dir, str(summary["id"]))
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    leftovers = f"SELECT datname FROM pg_database WHERE datname LIKE '{name}%'"  # noqa: S608
+    for db in pg.psql(leftovers).split():
+        pg.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-def give_to_server_user(path: Path) -> None:
-    """When tests run as root, the drill's throwaway server runs as `postgres`: let it read."""
-    if os.geteuid() != 0:
-        return
-    info = pwd.getpwnam("postgres")
-    for root, dirs, files in os.walk(path):
-        os.chown(root, info.pw_uid, info.pw_gid)
-        for name in [*dirs, *files]:
-            os.chown(os.path.join(root, name), info.pw_uid, info.pw_gid)
+@pytest.fixture
+def backed_up(_master_set: BackedUp, shared_dir: Path) -> BackedUp:
+    """The sample database and a copy of its verified set that the test may damage."""
+    backup_dir = shared_dir / "backups"
+    shutil.copytree(_master_set.backup_dir, backup_dir)
+    return BackedUp(_master_set.database, backup_dir, _master_set.id)

@@ -1,4 +1,4 @@
-"""drill.sh against a real PostgreSQL: scratch created, checked, dropped; a corrupt set fails loudly."""
+"""drill.sh on a real PostgreSQL: scratch created, checked, dropped; a corrupt set fails loudly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import BackedUp, give_to_server_user, run_script
+from dr_helpers import BackedUp, give_to_server_user, run_script
 
 from jobs.local.postgres import LocalPostgres
 
@@ -41,9 +41,21 @@ def test_drill_on_a_throwaway_server_restores_checks_and_cleans_up(
         import subprocess
 
         done = subprocess.run(
-            ["runuser", "-u", "postgres", "--", "env", "-i", *argv_env, "bash",
-             str(Path(__file__).resolve().parents[2] / "jobs" / "scripts" / "drill.sh")],
-            capture_output=True, text=True, check=False, start_new_session=True,
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "env",
+                "-i",
+                *argv_env,
+                "bash",
+                str(Path(__file__).resolve().parents[2] / "jobs" / "scripts" / "drill.sh"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            start_new_session=True,
         )
     else:
         done = run_script("drill.sh", env)
@@ -88,8 +100,12 @@ def test_a_damaged_dump_fails_the_drill_loudly_before_anything_starts(
     content = bytearray(victim.read_bytes())
     content[len(content) // 2] ^= 0xFF
     victim.write_bytes(bytes(content))
-    env = {**base_env, **pg.env(backed_up.database), "BACKUP_DIR": str(backed_up.backup_dir),
-           "DRILL_SERVER": "external"}
+    env = {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+    }
     before = _databases(pg)
     done = run_script("drill.sh", env)
     assert done.returncode == CORRUPT
@@ -107,8 +123,12 @@ def test_a_set_whose_rows_differ_from_its_manifest_fails_as_corrupt(
         if table["name"] == "words":
             table["rows"] += 5
     manifest_path.write_text(json.dumps(manifest, indent=2))
-    env = {**base_env, **pg.env(backed_up.database), "BACKUP_DIR": str(backed_up.backup_dir),
-           "DRILL_SERVER": "external"}
+    env = {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+    }
     before = _databases(pg)
     done = run_script("drill.sh", env)
     assert done.returncode == CORRUPT, done.stderr

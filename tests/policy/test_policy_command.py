@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import infra.config
+import infra.mock_run
 from jobs.cli import main
 from jobs.errors import ExitCode
 
@@ -30,7 +30,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the project's stack files the test may weaken."""
     for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    monkeypatch.setattr(infra.config, "PROJECT_DIR", tmp_path)
+    monkeypatch.setattr(infra.mock_run, "PROJECT_DIR", tmp_path)
     monkeypatch.setenv("PGBACKUP_PROJECT_DIR", str(tmp_path))
     return tmp_path
 
@@ -88,3 +88,10 @@ def test_unknown_policy_in_config_is_refused(
 def test_stack_without_policy_config_is_not_found(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--stack", "qa", "policy"]) == ExitCode.NOT_FOUND
     assert "policy/config/qa.json" in capsys.readouterr().err
+
+
+def test_misspelt_setting_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"retention-floor": {"minRetentionDay": 30}}))
+    assert main(["--stack", "staging", "policy", "--policy-config", str(bad)]) == ExitCode.CONFIG
+    assert "has no setting 'minRetentionDay'" in capsys.readouterr().err

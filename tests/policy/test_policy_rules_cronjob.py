@@ -73,3 +73,13 @@ def test_suspended_backup_in_config_fires() -> None:
 
     resources = weakened("staging", "databases", first_db(suspend))
     assert_fires("staging", resources, "backup-schedule-daily", "is suspended")
+
+
+def test_short_ttl_in_config_fires() -> None:
+    def short(db: dict[str, Any]) -> None:
+        db["ttlSecondsAfterFinished"] = 7200
+
+    resources = weakened("production", "databases", first_db(short))
+    assert_fires(
+        "production", resources, "cronjob-history-limits", "ttlSecondsAfterFinished is 7200"
+    )

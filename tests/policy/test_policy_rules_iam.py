@@ -85,3 +85,10 @@ def test_cross_stack_grant_with_write_fires_even_outside_the_reader() -> None:
     assert_fires(
         "staging", resources, "iam-reader-read-only", "another stack's bucket", "s3:PutObject"
     )
+
+
+def test_broad_managed_policy_on_the_writer_fires() -> None:
+    resources = render("production")
+    role = one(resources, p.IAM_ROLE, "writer")
+    role.props["managedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]  # type: ignore[index]
+    assert_fires("production", resources, "iam-no-delete", "AmazonS3FullAccess")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import assert_fires, assert_passes, backup_cronjob, render
+from conftest import assert_fires, assert_passes, backup_cronjob, outcomes, render, weakened
 
 POD_RULES = (
     "pod-non-root",
@@ -110,3 +110,17 @@ def test_digest_is_advised() -> None:
     resources = render("production")
     _main(resources)["image"] = "amazon/aws-cli:2.17.0"
     assert_fires("production", resources, "image-digest", "not pinned to a digest", result="warn")
+
+
+def test_postgres_tls_passes(stack: str) -> None:
+    assert_passes(stack, "postgres-tls")
+
+
+def test_production_without_required_tls_fires() -> None:
+    def prefer(postgres: dict[str, Any]) -> None:
+        postgres["sslMode"] = "prefer"
+
+    resources = weakened("production", "postgres", prefer)
+    assert_fires("production", resources, "postgres-tls", "PGSSLMODE is 'prefer'")
+    # Staging's policy config accepts it.
+    assert [o.result for o in outcomes("staging", resources, "postgres-tls")] == ["pass"]

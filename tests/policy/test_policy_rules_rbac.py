@@ -54,8 +54,13 @@ def test_service_account_token_passes(stack: str) -> None:
 
 def test_service_account_with_token_fires() -> None:
     resources = render("production")
-    account = one(resources, p.SERVICE_ACCOUNT, "backup")
-    account.props["automountServiceAccountToken"] = True
+    [account] = [
+        r
+        for r in resources
+        if r.type == p.SERVICE_ACCOUNT
+        and r.props["metadata"]["name"] == "vocab-app-postgres-backup"
+    ]
+    account.props["automountServiceAccountToken"] = True  # type: ignore[index]
     assert_fires(
         "production", resources, "no-service-account-token", "mounts an API token into its pods"
     )

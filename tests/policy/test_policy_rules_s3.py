@@ -92,6 +92,14 @@ def test_abort_multipart_removed_fires() -> None:
     )
 
 
+def test_slow_multipart_abort_in_config_fires() -> None:
+    def slow(offsite: dict[str, Any]) -> None:
+        offsite["abortMultipartDays"] = 30
+
+    resources = weakened("production", "offsite", slow)
+    assert_fires("production", resources, "s3-lifecycle-abort-multipart", "within 7 days")
+
+
 def test_noncurrent_cleanup_is_advisory() -> None:
     assert_passes("production", "s3-lifecycle-noncurrent-cleanup")
     resources = render("production")

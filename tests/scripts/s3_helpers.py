@@ -23,6 +23,8 @@ SCRIPTS = REPO / "jobs" / "scripts"
 # The aws CLI (v1, from PyPI) lives beside the interpreter running the tests.
 VENV_BIN = Path(sys.executable).parent
 PREFIX = "pgbackup/staging"
+# moto takes any credentials: these are distinctive, so a test can tell if one was ever printed.
+ACCESS_KEY_ID, SECRET_ACCESS_KEY = "AKIAEXAMPLEKEYID4242", "wJalrXUtnFEMI-secret-never-shown"
 
 
 def make_set(
@@ -84,6 +86,7 @@ def offsite_env(s3: LocalS3, bucket: str, backup_dir: Path, **extra: str) -> dic
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "S3_"))}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.update(s3.env())
+    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY})
     env.update({"S3_BUCKET": bucket, "S3_PREFIX": PREFIX, "BACKUP_DIR": str(backup_dir)})
     env.update(extra)
     return env
@@ -108,6 +111,11 @@ def summary(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert lines, f"no summary on stdout; stderr:\n{proc.stderr}"
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def assert_no_credentials(proc: subprocess.CompletedProcess[str]) -> None:
+    output = proc.stdout + proc.stderr
+    assert ACCESS_KEY_ID not in output and SECRET_ACCESS_KEY not in output
 
 
 def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:

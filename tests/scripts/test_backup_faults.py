@@ -24,7 +24,7 @@ from pg_script_helpers import (
     wait_until_dump_blocks,
 )
 
-from jobs.local.postgres import LocalPostgres
+from jobs.local.postgres import LocalPostgres, free_port
 
 
 def test_killed_pg_dump_leaves_nothing_that_looks_complete(
@@ -140,7 +140,7 @@ def test_ten_failed_runs_never_cost_the_last_verified_set(
     first = summary(run_script("backup.sh", env))["id"]
     _age_set(backup_dir, dbname, first, "20200101t020000z")  # far past RETENTION_DAYS
 
-    unreachable = {**env, "PGPORT": str(pg.port + 1 if pg.port < 65535 else 1024)}
+    unreachable = {**env, "PGPORT": str(free_port())}
     for _ in range(5):
         assert run_script("backup.sh", unreachable).returncode == 69
     with TableLock(pg, dbname):

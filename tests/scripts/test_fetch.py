@@ -7,6 +7,7 @@ from pathlib import Path
 
 from s3_helpers import (
     PREFIX,
+    assert_no_credentials,
     error_lines,
     make_set,
     offsite_env,
@@ -56,6 +57,7 @@ def test_latest_is_the_newest_verified_set_and_arrives_whole(
     proc = run_script("fetch.sh", env)
 
     assert proc.returncode == 0, proc.stderr
+    assert_no_credentials(proc)
     result = summary(proc)
     assert result["event"] == "fetch" and result["status"] == "verified"
     assert result["id"] == OLDER and result["downloaded"] is True
@@ -99,6 +101,7 @@ def test_a_corrupted_object_is_refused_and_nothing_is_left(
         proc = run_script("fetch.sh", {**env, **where})
 
         assert proc.returncode == 65, proc.stderr
+        assert_no_credentials(proc)
         [error] = error_lines(proc)
         assert "corrupted" in error and OLDER in error
         assert summary(proc)["status"] == "failed"

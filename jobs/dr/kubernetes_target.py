@@ -1,0 +1,163 @@
+"""The rebuild's steps against a new cluster: Pulumi brings the stack up there, the Kubernetes
+backend fetches, restores and verifies with Jobs made from the stack's own CronJob.
+
+The app's Deployments are held at 0 replicas from right after `up` until the restore is verified,
+so no app pod writes into (or migrates) an empty database; the replica counts found after `up`
+are recorded in the resume state and given back at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.backends.base import Backend
+from jobs.dr.flow import Step
+from jobs.dr.pulumi_stack import KUBECONFIG_KEY, StackEngine
+from jobs.dr.state import RebuildState
+from jobs.errors import ExitCode, PgBackupError
+from jobs.ui import info
+
+# How long `wait_ready` waits for PostgreSQL in the new cluster (its volume may be provisioned,
+# its image pulled): well inside the 1 h RTO, long enough for a slow cloud.
+READY_TIMEOUT_SECONDS = 20 * 60
+
+
+@dataclass
+class KubernetesRebuild:
+    stack: str
+    database: str
+    kubeconfig: Path
+    engine: StackEngine
+    backend_factory: Callable[[], Backend]  # built lazily: the cluster exists only after `up`
+    ready_probe: Callable[[], bool]  # True once PostgreSQL accepts connections
+    postgres_label: str  # "vocab-app-postgres:5432 in namespace x", for messages
+    oidc_issuer: str | None = None
+    oidc_provider_arn: str | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    _backend: Backend | None = field(default=None, init=False)
+
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self.backend_factory()
+        return self._backend
+
+    # -- steps -------------------------------------------------------------------------------
+    def select(self, state: RebuildState) -> str:
+        return f"stack {self.engine.select()} selected"
+
+    def configure(self, state: RebuildState) -> str:
+        try:
+            kubeconfig = self.kubeconfig.read_text(encoding="utf-8")
+        except OSError as error:
+            raise PgBackupError(
+                f"cannot read the new cluster's kubeconfig {self.kubeconfig} ({error})",
+                "pass --kubeconfig with the path of the new cluster's kubeconfig",
+                ExitCode.USAGE,
+            ) from error
+        self.engine.set_config(KUBECONFIG_KEY, kubeconfig, secret=True)
+        changed = [KUBECONFIG_KEY]
+        # IRSA trusts one cluster's OIDC issuer: the new cluster has a new one.
+        if self.oidc_issuer:
+            self.engine.set_config(
+                "pgbackup:offsite.credentials.oidcIssuer", self.oidc_issuer, path=True
+            )
+            changed.append("offsite.credentials.oidcIssuer")
+        if self.oidc_provider_arn:
+            self.engine.set_config(
+                "pgbackup:offsite.credentials.oidcProviderArn", self.oidc_provider_arn, path=True
+            )
+            changed.append("offsite.credentials.oidcProviderArn")
+        return "stack config points at the new cluster (" + ", ".join(changed) + ")"
+
+    def up(self, state: RebuildState) -> str:
+        lines: list[str] = []
+
+        def relay(line: str) -> None:
+            lines.append(line)
+            info(f"    | {line.rstrip()}")
+
+        outputs = self.engine.up(relay)
+        return f"pulumi up done ({len(outputs)} stack outputs)"
+
+    def hold_app(self, state: RebuildState) -> str:
+        backend = self.backend()
+        replicas = backend.app_replicas()
+        state.facts["app_replicas"] = replicas
+        backend.scale_app({name: 0 for name in replicas})
+        if not replicas:
+            return "no app Deployment in the namespace yet (deploy the app after the restore)"
+        return "app held at 0 replicas: " + ", ".join(f"{n} (was {r})" for n, r in replicas.items())
+
+    def wait_ready(self, state: RebuildState) -> str:
+        deadline = self.clock() + READY_TIMEOUT_SECONDS
+        while not self.ready_probe():
+            if self.clock() >= deadline:
+                raise PgBackupError(
+                    f"PostgreSQL ({self.postgres_label}) did not accept connections within "
+                    f"{READY_TIMEOUT_SECONDS // 60} min",
+                    "check the database pods (kubectl get pods, describe) and re-run dr-rebuild",
+                    ExitCode.UNREACHABLE,
+                )
+            self.sleep(5)
+        return f"PostgreSQL accepts connections ({self.postgres_label})"
+
+    def fetch(self, state: RebuildState) -> str:
+        backend = self.backend()
+        backup_id = backend.fetch(self.database, "latest")
+        finished = ""
+        for candidate in backend.list_sets(self.database, "offsite"):
+            if candidate.id == backup_id:
+                finished = candidate.finished_at
+        state.facts["backup_id"] = backup_id
+        state.facts["set_finished_at"] = finished
+        return f"newest verified offsite set {backup_id} fetched onto the volume (reader role)"
+
+    def restore(self, state: RebuildState) -> str:
+        backup_id = str(state.facts["backup_id"])
+        backend = self.backend()
+        prepared = backend.restore_prepare(self.database, backup_id)
+        result = backend.restore_swap(prepared)
+        state.facts["restore"] = {k: v for k, v in result.summary.items() if k != "_logs"}
+        return f"set {backup_id} restored into {self.database}"
+
+    def verify(self, state: RebuildState) -> str:
+        backup_id = str(state.facts["backup_id"])
+        checked = self.backend().verify(self.database, backup_id, "volume")
+        restore: dict[str, Any] = state.facts.get("restore") or {}
+        if not checked.ok or restore.get("status") not in (None, "restored"):
+            raise PgBackupError(
+                f"verification of the restored {self.database} failed",
+                "read the restore Job's log; the set is kept on the volume for another try",
+                ExitCode.CORRUPT,
+            )
+        tables = restore.get("tables", "all")
+        return f"set {backup_id} verified; {tables} tables matched the manifest at restore"
+
+    def release_app(self, state: RebuildState) -> str:
+        replicas: dict[str, int] = dict(state.facts.get("app_replicas") or {})
+        if not replicas:
+            return "no app Deployment to scale back"
+        self.backend().scale_app(replicas)
+        return "app scaled back: " + ", ".join(f"{n}={r}" for n, r in replicas.items())
+
+    def steps(self) -> list[Step]:
+        return [
+            Step("select", f"select Pulumi stack {self.stack} (Automation API)", self.select),
+            Step(
+                "configure",
+                f"set {KUBECONFIG_KEY} (secret) to {self.kubeconfig}",
+                self.configure,
+            ),
+            Step("up", "pulumi up: namespace objects, volume, CronJob, bucket access", self.up),
+            Step("hold_app", "scale the app's Deployments to 0 until the restore", self.hold_app),
+            Step("wait_ready", "wait until PostgreSQL accepts connections", self.wait_ready),
+            Step("fetch", "fetch the newest verified offsite set (read-only role)", self.fetch),
+            Step("restore", f"restore it into {self.database}", self.restore),
+            Step("verify", "verify the set and the restore's row counts", self.verify),
+            Step("release_app", "scale the app back to its recorded replicas", self.release_app),
+        ]
