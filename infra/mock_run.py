@@ -65,11 +65,20 @@ def _plain(value: Any) -> Any:
     """Unwrap RPC secrets (to a placeholder) and copy into plain dicts and lists."""
     if isinstance(value, Mapping):
         if value.get(_SIG_KEY) == _SECRET_SIG:
-            return SECRET_VALUE
+            return _masked(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _masked(value: Any) -> Any:
+    """A secret keeps its shape (a Secret's `stringData` stays a mapping); its values do not."""
+    if isinstance(value, Mapping):
+        return {k: _masked(v) for k, v in value.items() if k != _SIG_KEY}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return SECRET_VALUE
 
 
 def _fake_state(rtype: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
@@ -211,7 +220,8 @@ def _run_program(stack: str, config: dict[str, Any]) -> ProgramRun:
         loop.run_until_complete(run_pulumi_func(program))
     finally:
         loop.close()
-    resources = [DeclaredResource(urn=urn, **fields) for urn, fields in recorded.items()]
+    # Registration order depends on how outputs resolve: sort for a stable result.
+    resources = [DeclaredResource(urn=urn, **recorded[urn]) for urn in sorted(recorded)]
     return ProgramRun(stack, resources, _plain(exports))
 
 

@@ -79,15 +79,20 @@ def reader_policy(sources: list[tuple[str, str, str | None]]) -> str:
                 "Resource": [f"{bucket_arn}/{_prefix(prefix)}/*"],
             }
         )
-        if key_arn:
-            statements.append(
-                {
-                    "Sid": f"DecryptWithBackupKey{i}",
-                    "Effect": "Allow",
-                    "Action": ["kms:Decrypt"],
-                    "Resource": [key_arn],
-                }
-            )
+        decrypt: Statement = {
+            "Sid": f"DecryptWithBackupKey{i}",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [key_arn],
+        }
+        if not key_arn:
+            # Another stack's key, ARN not given: allow only the key carrying that bucket's alias.
+            bucket = bucket_arn.rsplit(":", 1)[-1]
+            decrypt["Resource"] = ["arn:aws:kms:*:*:key/*"]
+            decrypt["Condition"] = {
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": [f"alias/{bucket}"]}
+            }
+        statements.append(decrypt)
     return document(*statements)
 
 

@@ -83,10 +83,15 @@ def _file_name(kind: str, name: str) -> str:
     return f"{kind.lower()}-{safe}.yaml"
 
 
-def render(stack: str, out_dir: Path | str, overrides: dict[str, Any] | None = None) -> list[Path]:
+def render(
+    stack: str,
+    out_dir: Path | str,
+    overrides: dict[str, Any] | None = None,
+    project_dir: Path | None = None,
+) -> list[Path]:
     """Write `kubernetes/*.yaml` (one object per file), `aws/*.yaml` and `exports.yaml` under
     `out_dir` (emptied of an earlier render first); return the files written."""
-    run = run_program(stack, overrides)
+    run = run_program(stack, overrides, project_dir)
     out = Path(out_dir)
     for sub in ("kubernetes", "aws"):
         if (out / sub).is_dir():

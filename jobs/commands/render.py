@@ -18,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Also accepted after the command; the global --stack works too.
     parser.add_argument("--stack", "-s", default=argparse.SUPPRESS, help="stack name")
     parser.add_argument("--out", "-o", help="output folder (default: build/render/<stack>)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        help="folder with Pulumi.yaml and the stack files (default: this project)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -31,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from infra.render import render
 
     out = Path(args.out or f"build/render/{args.stack}")
-    files = render(args.stack, out)
+    files = render(args.stack, out, project_dir=args.project_dir)
     kube = sum(1 for f in files if f.parent.name == "kubernetes")
     cloud = sum(1 for f in files if f.parent.name == "aws")
     print(f"rendered stack {args.stack}: {kube} Kubernetes objects, {cloud} AWS resources -> {out}")

@@ -118,8 +118,10 @@ dump_database() {
   printf '%s;\n' "$(tables_sql "$ROW_COUNTS_MODE")" >&"${SNAPSHOT_SESSION[1]}"
 
   log "pg_dump started (snapshot $snapshot)"
+  local lock_wait=()
+  [[ -z "${LOCK_WAIT_TIMEOUT:-}" ]] || lock_wait=("--lock-wait-timeout=$LOCK_WAIT_TIMEOUT")
   run_child pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" "${COMPRESS_ARGS[@]}" \
-    -f "$dump_dir" 2>"$PRIVATE_TMP/pg_dump.err" || rc=$?
+    "${lock_wait[@]}" -f "$dump_dir" 2>"$PRIVATE_TMP/pg_dump.err" || rc=$?
   if ((rc != 0)); then
     fail_pg_step "pg_dump (exit $rc)" "$PRIVATE_TMP/pg_dump.err"
   fi

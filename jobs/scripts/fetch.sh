@@ -34,6 +34,8 @@ s3_setup() {
     export HOME="$PRIVATE_TMP/home"
   fi
   AWS_ERR="$PRIVATE_TMP/aws.err"
+  # aws v2 pages its output through `less` when it thinks someone reads it: never here.
+  export AWS_PAGER=""
   # <prefix>/ with no leading or doubled slash, or nothing when S3_PREFIX is empty.
   local prefix="${S3_PREFIX:-}"
   while [[ "$prefix" == /* ]]; do prefix="${prefix#/}"; done
@@ -67,6 +69,9 @@ s3_fail() {
       *ExpiredToken* | *Forbidden* | *"(403)"* | *KMS*)
       die "$EX_DENIED" "S3 refused access while $what" \
         "check the credentials (IRSA role or access key Secret) and their S3/KMS permissions" ;;
+    *"Skipping file"* | *"Permission denied"*)
+      die "$EX_STEP_FAILED" "a local file vanished or cannot be read while $what" \
+        "check the backup volume (was the set deleted or changed meanwhile?), then re-run" ;;
     *"No space left"*)
       die "$EX_NO_SPACE" "the disk filled up while $what" "free space or grow the volume" ;;
     *)
@@ -81,6 +86,14 @@ s3_list() {
     s3_fail "listing s3://$S3_BUCKET/$1"
   # An empty page prints "None".
   grep -v '^None$' "$2.raw" >"$2" || true
+}
+
+# require_folder_name WHAT NAME: a database name that is safe as a folder and key name (the same
+# rule as pg.sh's require_plain_db_name, which the aws-cli image does not load).
+require_folder_name() {
+  [[ "$2" != */* && "$2" != .* && "$2" != *$'\n'* && ${#2} -le 63 ]] ||
+    die "$EX_USAGE" "$1 '$2' cannot be used as a folder name" \
+      "use a database name without '/', newlines or a leading dot, at most 63 bytes"
 }
 
 # -- finding the set offsite ----------------------------------------------------------------------
@@ -208,8 +221,20 @@ check_set() {
   fi
 }
 
-# flush PATH: push PATH's file system to disk (falls back to a full sync).
-flush() { sync -f "$1" 2>/dev/null || sync; }
+# flush_set DIR: fsync every file of the set and its folders before the rename makes it count
+# (falls back to a full sync where `sync FILE` is not supported).
+flush_set() {
+  local dir="$1" sum path
+  local -a paths=("$dir/manifest.json" "$dir/SHA256SUMS")
+  local -A folders=(["$dir"]=1)
+  while read -r sum path; do
+    [[ -n "$sum" ]] || continue
+    path="$dir/${path#\*}"
+    paths+=("$path")
+    folders["${path%/*}"]=1
+  done <"$dir/SHA256SUMS"
+  sync -- "${paths[@]}" "${!folders[@]}" 2>/dev/null || sync
+}
 
 # -- main -----------------------------------------------------------------------------------------
 summary() {
@@ -224,6 +249,7 @@ main() {
   DATABASE_NAME="${DATABASE:-${PGDATABASE:-}}"
   [[ -n "$DATABASE_NAME" ]] ||
     die "$EX_CONFIG" "no database named" "set DATABASE (or PGDATABASE) to the database whose backup to fetch"
+  require_folder_name DATABASE "$DATABASE_NAME"
   REQUESTED_ID="${BACKUP_ID:-latest}"
   [[ "$REQUESTED_ID" == "latest" ]] || is_backup_id "$REQUESTED_ID" ||
     die "$EX_USAGE" "BACKUP_ID '$REQUESTED_ID' is not a backup id" \
@@ -283,11 +309,11 @@ main() {
   fi
   if [[ -f "$PARTIAL_DIR/globals.sql" ]]; then chmod 600 "$PARTIAL_DIR/globals.sql"; fi
   files="$(wc -l <"$PARTIAL_DIR/SHA256SUMS")"
-  flush "$PARTIAL_DIR"
+  flush_set "$PARTIAL_DIR"
   mv -T -- "$PARTIAL_DIR" "$final" ||
     die "$EX_STEP_FAILED" "cannot rename $PARTIAL_DIR to $final" "check the folder and re-run"
   PARTIAL_DIR=""
-  flush "$parent"
+  sync -- "$parent" 2>/dev/null || sync
   log "fetch $DATABASE_NAME/$id: verified, in $final"
   summary "$id" "$final" "$files" true
 }

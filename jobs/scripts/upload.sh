@@ -29,6 +29,8 @@ s3_setup() {
     export HOME="$PRIVATE_TMP/home"
   fi
   AWS_ERR="$PRIVATE_TMP/aws.err"
+  # aws v2 pages its output through `less` when it thinks someone reads it: never here.
+  export AWS_PAGER=""
   # <prefix>/ with no leading or doubled slash, or nothing when S3_PREFIX is empty.
   local prefix="${S3_PREFIX:-}"
   while [[ "$prefix" == /* ]]; do prefix="${prefix#/}"; done
@@ -62,6 +64,9 @@ s3_fail() {
       *ExpiredToken* | *Forbidden* | *"(403)"* | *KMS*)
       die "$EX_DENIED" "S3 refused access while $what" \
         "check the credentials (IRSA role or access key Secret) and their S3/KMS permissions" ;;
+    *"Skipping file"* | *"Permission denied"*)
+      die "$EX_STEP_FAILED" "a local file vanished or cannot be read while $what" \
+        "check the backup volume (was the set deleted or changed meanwhile?), then re-run" ;;
     *"No space left"*)
       die "$EX_NO_SPACE" "the disk filled up while $what" "free space or grow the volume" ;;
     *)
@@ -76,6 +81,14 @@ s3_list() {
     s3_fail "listing s3://$S3_BUCKET/$1"
   # An empty page prints "None".
   grep -v '^None$' "$2.raw" >"$2" || true
+}
+
+# require_folder_name WHAT NAME: a database name that is safe as a folder and key name (the same
+# rule as pg.sh's require_plain_db_name, which the aws-cli image does not load).
+require_folder_name() {
+  [[ "$2" != */* && "$2" != .* && "$2" != *$'\n'* && ${#2} -le 63 ]] ||
+    die "$EX_USAGE" "$1 '$2' cannot be used as a folder name" \
+      "use a database name without '/', newlines or a leading dot, at most 63 bytes"
 }
 
 # -- upload ---------------------------------------------------------------------------------------
@@ -186,7 +199,11 @@ upload_database() {
   local db="$1" id
   local -a ids=()
   while IFS= read -r id; do
-    if set_is_verified "$BACKUP_DIR/$db/$id"; then ids=("$id" ${ids[@]+"${ids[@]}"}); fi
+    if set_is_verified "$BACKUP_DIR/$db/$id"; then
+      ids=("$id" ${ids[@]+"${ids[@]}"})
+    else
+      log "upload $db/$id: not uploaded, its manifest is missing or does not say verified"
+    fi
   done < <(set_ids "$BACKUP_DIR/$db")
   if ((${#ids[@]} == 0)); then
     log "upload $db: no complete verified set in $BACKUP_DIR/$db"
@@ -218,6 +235,7 @@ main() {
   local -a databases=()
   db="${DATABASE:-${PGDATABASE:-}}"
   if [[ -n "$db" ]]; then
+    require_folder_name DATABASE "$db"
     databases=("$db")
   else
     for path in "$BACKUP_DIR"/*/; do

@@ -13,7 +13,6 @@ from jobs.local.postgres import LocalPostgres
 from jobs.local.s3 import LocalS3
 
 
-
 class TypedInput(io.StringIO):
     """stdin that says it is a terminal, holding what the operator types."""
 
@@ -51,17 +50,13 @@ class Local:
         return self.pg.psql(query, db or self.db)
 
     def databases(self) -> list[str]:
+        # Names come from the test's own fixture (t_<hex>), never from input.
         return self.pg.psql(
-            f"SELECT datname FROM pg_database WHERE datname LIKE '{self.db}%' ORDER BY 1"
+            f"SELECT datname FROM pg_database WHERE datname LIKE '{self.db}%' ORDER BY 1"  # noqa: S608
         ).split()
 
 
 def seed(pg: LocalPostgres, db: str, rows: int = 50) -> None:
     pg.psql(f'CREATE DATABASE "{db}"')
-    pg.psql(
-        "CREATE TABLE words (id int PRIMARY KEY, term text NOT NULL);"
-        f"INSERT INTO words SELECT i, 'word ' || i FROM generate_series(1, {rows}) AS i;",
-        db,
-    )
-
-
+    fill = f"INSERT INTO words SELECT i, 'word ' || i FROM generate_series(1, {int(rows)}) AS i"  # noqa: S608
+    pg.psql(f"CREATE TABLE words (id int PRIMARY KEY, term text NOT NULL); {fill};", db)

@@ -71,14 +71,19 @@ def staging_cronjob(namespace: str = NAMESPACE, database: str = "vocab_app_stagi
                                     "env": [
                                         {"name": "PGDATABASE", "value": database},
                                         {"name": "BACKUP_DIR", "value": "/backups"},
-                                        {"name": "PGPASSWORD_FILE",
-                                         "value": "/etc/pgbackup/db/password"},
+                                        {
+                                            "name": "PGPASSWORD_FILE",
+                                            "value": "/etc/pgbackup/db/password",
+                                        },
                                     ],
                                     "securityContext": security,
                                     "volumeMounts": [
                                         {"name": "backups", "mountPath": "/backups"},
-                                        {"name": "scripts", "mountPath": "/scripts",
-                                         "readOnly": True},
+                                        {
+                                            "name": "scripts",
+                                            "mountPath": "/scripts",
+                                            "readOnly": True,
+                                        },
                                         {"name": "db-password", "mountPath": "/etc/pgbackup/db"},
                                     ],
                                 }
@@ -91,27 +96,40 @@ def staging_cronjob(namespace: str = NAMESPACE, database: str = "vocab_app_stagi
                                     "env": [
                                         {"name": "PGDATABASE", "value": database},
                                         {"name": "BACKUP_DIR", "value": "/backups"},
-                                        {"name": "S3_BUCKET",
-                                         "value": "vocab-app-staging-postgres-backups"},
+                                        {
+                                            "name": "S3_BUCKET",
+                                            "value": "vocab-app-staging-postgres-backups",
+                                        },
                                         {"name": "S3_PREFIX", "value": "postgres"},
                                         {"name": "HOME", "value": "/home/aws"},
                                     ],
                                     "securityContext": security,
                                     "volumeMounts": [
                                         {"name": "backups", "mountPath": "/backups"},
-                                        {"name": "scripts", "mountPath": "/scripts",
-                                         "readOnly": True},
+                                        {
+                                            "name": "scripts",
+                                            "mountPath": "/scripts",
+                                            "readOnly": True,
+                                        },
                                         {"name": "aws-home", "mountPath": "/home/aws"},
                                     ],
                                 }
                             ],
                             "volumes": [
-                                {"name": "backups", "persistentVolumeClaim": {
-                                    "claimName": "vocab-app-postgres-backup-pvc"}},
-                                {"name": "scripts", "configMap": {
-                                    "name": "vocab-app-postgres-backup-script"}},
-                                {"name": "db-password", "secret": {
-                                    "secretName": "vocab-app-postgres"}},
+                                {
+                                    "name": "backups",
+                                    "persistentVolumeClaim": {
+                                        "claimName": "vocab-app-postgres-backup-pvc"
+                                    },
+                                },
+                                {
+                                    "name": "scripts",
+                                    "configMap": {"name": "vocab-app-postgres-backup-script"},
+                                },
+                                {
+                                    "name": "db-password",
+                                    "secret": {"secretName": "vocab-app-postgres"},
+                                },
                                 {"name": "aws-home", "emptyDir": {}},
                             ],
                         },
@@ -141,16 +159,20 @@ class FakeKube:
     # -- batch ---------------------------------------------------------------------------------
     def read_namespaced_cron_job(self, name: str, namespace: str) -> dict[str, Any]:
         self.calls.append(("read_cronjob", namespace, name))
-        if name != self.cronjob["metadata"]["name"] or namespace != self.cronjob["metadata"][
-            "namespace"
-        ]:
+        if (
+            name != self.cronjob["metadata"]["name"]
+            or namespace != self.cronjob["metadata"]["namespace"]
+        ):
             raise NotFound(f"cronjob {namespace}/{name}")
         return copy.deepcopy(self.cronjob)
 
     def list_namespaced_job(self, namespace: str) -> dict[str, Any]:
         self.calls.append(("list_jobs", namespace))
-        return {"items": copy.deepcopy([j for j in self.jobs if j["metadata"]["namespace"]
-                                        == namespace])}
+        return {
+            "items": copy.deepcopy(
+                [j for j in self.jobs if j["metadata"]["namespace"] == namespace]
+            )
+        }
 
     def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         job = copy.deepcopy(body)
@@ -179,14 +201,20 @@ class FakeKube:
             {"name": c["name"], "state": {"terminated": {"exitCode": 0}}}
             for c in spec.get("initContainers") or []
         ]
-        return {"items": [{
-            "metadata": {"name": f"{name}-pod"},
-            "status": {"phase": "Failed" if code else "Succeeded",
-                       "initContainerStatuses": inits, "containerStatuses": statuses},
-        }]}
+        return {
+            "items": [
+                {
+                    "metadata": {"name": f"{name}-pod"},
+                    "status": {
+                        "phase": "Failed" if code else "Succeeded",
+                        "initContainerStatuses": inits,
+                        "containerStatuses": statuses,
+                    },
+                }
+            ]
+        }
 
-    def read_namespaced_pod_log(self, name: str, namespace: str, container: str,
-                                **_: Any) -> str:
+    def read_namespaced_pod_log(self, name: str, namespace: str, container: str, **_: Any) -> str:
         job = self._job(name.removesuffix("-pod"), namespace)
         spec = job["spec"]["template"]["spec"]
         every = [*(spec.get("initContainers") or []), *spec["containers"]]
@@ -200,8 +228,9 @@ class FakeKube:
         count = self.replicas[name]
         return {"spec": {"replicas": count}, "status": {"replicas": count}}
 
-    def patch_namespaced_deployment_scale(self, name: str, namespace: str,
-                                          body: dict[str, Any]) -> dict[str, Any]:
+    def patch_namespaced_deployment_scale(
+        self, name: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         count = int(body["spec"]["replicas"])
         self.calls.append(("scale", namespace, name, count))
         self.replicas[name] = count
@@ -231,39 +260,108 @@ class FakeKube:
         script, env = self.script_of(container), _env(container)
         db = env.get("PGDATABASE", self.database)
         if code:
-            return f"2026-01-19T13:00:00Z ERROR: {script} broke on purpose — retry it\n" + json.dumps(
-                {"event": script, "status": "failed", "exit_code": code,
-                 "error": f"{script} broke on purpose — retry it"}) + "\n"
+            return (
+                f"2026-01-19T13:00:00Z ERROR: {script} broke on purpose — retry it\n"
+                + json.dumps(
+                    {
+                        "event": script,
+                        "status": "failed",
+                        "exit_code": code,
+                        "error": f"{script} broke on purpose — retry it",
+                    }
+                )
+                + "\n"
+            )
         if script == "backup.sh":
-            return "dumping...\n" + json.dumps({
-                "event": "backup", "database": db, "id": "20260119t130000z", "bytes": 163577856,
-                "seconds": 41, "status": "verified", "path": f"/backups/{db}/20260119t130000z",
-            }) + "\n"
+            return (
+                "dumping...\n"
+                + json.dumps(
+                    {
+                        "event": "backup",
+                        "database": db,
+                        "id": "20260119t130000z",
+                        "bytes": 163577856,
+                        "seconds": 41,
+                        "status": "verified",
+                        "path": f"/backups/{db}/20260119t130000z",
+                    }
+                )
+                + "\n"
+            )
         if script == "upload.sh":
             return json.dumps({"event": "upload", "status": "ok", "sets_uploaded": 1}) + "\n"
         if script == "inventory.sh":
-            return "\n".join([
-                json.dumps({"database": db, "id": BACKUP_ID, "kind": "set", "bytes": 1000,
-                            "status": "verified", "finished_at": "2026-01-19T02:03:00Z",
-                            "complete": True}),
-                json.dumps({"event": "volume", "size_bytes": 32 * 2**30,
-                            "used_bytes": 8 * 2**30, "avail_bytes": 24 * 2**30}),
-            ]) + "\n"
+            return (
+                "\n".join(
+                    [
+                        json.dumps(
+                            {
+                                "database": db,
+                                "id": BACKUP_ID,
+                                "kind": "set",
+                                "bytes": 1000,
+                                "status": "verified",
+                                "finished_at": "2026-01-19T02:03:00Z",
+                                "complete": True,
+                            }
+                        ),
+                        json.dumps(
+                            {
+                                "event": "volume",
+                                "size_bytes": 32 * 2**30,
+                                "used_bytes": 8 * 2**30,
+                                "avail_bytes": 24 * 2**30,
+                            }
+                        ),
+                    ]
+                )
+                + "\n"
+            )
         if script == "fetch.sh":
-            return json.dumps({"event": "fetch", "status": "verified",
-                               "database": env.get("DATABASE", db),
-                               "id": env.get("BACKUP_ID", BACKUP_ID)}) + "\n"
+            return (
+                json.dumps(
+                    {
+                        "event": "fetch",
+                        "status": "verified",
+                        "database": env.get("DATABASE", db),
+                        "id": env.get("BACKUP_ID", BACKUP_ID),
+                    }
+                )
+                + "\n"
+            )
         if script == "verify.sh":
-            return json.dumps({"event": "verify", "database": db, "id": env.get("BACKUP_ID"),
-                               "status": "verified", "toc_entries": 12}) + "\n"
+            return (
+                json.dumps(
+                    {
+                        "event": "verify",
+                        "database": db,
+                        "id": env.get("BACKUP_ID"),
+                        "status": "verified",
+                        "toc_entries": 12,
+                    }
+                )
+                + "\n"
+            )
         if script == "restore.sh":
             backup_id = env.get("BACKUP_ID", BACKUP_ID)
             step = env.get("RESTORE_STEP", "all")
             side = env.get("TARGET_DATABASE") or f"{db}__restore_{backup_id}"
             kept = f"{db}__pre_restore_{backup_id}" if step == "swap" else None
-            return json.dumps({"event": "restore", "database": db, "id": backup_id,
-                               "step": step, "status": "restored", "into": side, "side": side,
-                               "kept": kept}) + "\n"
+            return (
+                json.dumps(
+                    {
+                        "event": "restore",
+                        "database": db,
+                        "id": backup_id,
+                        "step": step,
+                        "status": "restored",
+                        "into": side,
+                        "side": side,
+                        "kept": kept,
+                    }
+                )
+                + "\n"
+            )
         raise AssertionError(f"unexpected step {script}")
 
     # -- what the tests look at ----------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jobs.errors import ExitCode
 from clihelp import Local
+
+from jobs.errors import ExitCode
 
 
 def backup(local: Local) -> str:
@@ -88,7 +89,9 @@ def test_restore_to_a_new_database_leaves_the_live_one_alone(local: Local) -> No
     backup_id = backup(local)
     local.sql("INSERT INTO words VALUES (1000, 'after')")
 
-    assert local.run("restore", backup_id, "--to", f"{local.db}_copy", typed=f"{local.db}_copy") == 0
+    assert (
+        local.run("restore", backup_id, "--to", f"{local.db}_copy", typed=f"{local.db}_copy") == 0
+    )
 
     assert local.sql("SELECT count(*) FROM words", f"{local.db}_copy") == "50"
     assert local.sql("SELECT count(*) FROM words") == "51"

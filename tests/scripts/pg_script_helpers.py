@@ -1,6 +1,9 @@
 """Helpers of the in-container PostgreSQL step tests: run a script, read its summary, dump a
 database to compare, find a step's processes, and a database rich enough to round-trip."""
 
+# SQL here is built from names the tests generate themselves (t_<hex>): nothing to inject.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import json
@@ -143,8 +146,8 @@ def rich_database(pg: LocalPostgres, name: str, suffix: str) -> dict[str, str]:
     pg.psql(
         f"CREATE ROLE {owner} LOGIN PASSWORD 'owner-secret' CREATEDB;"
         f"CREATE ROLE {reader} NOLOGIN;"
-        f"CREATE ROLE \"{member}\" LOGIN CONNECTION LIMIT 5;"
-        f"GRANT {reader} TO \"{member}\";"
+        f'CREATE ROLE "{member}" LOGIN CONNECTION LIMIT 5;'
+        f'GRANT {reader} TO "{member}";'
         f"COMMENT ON ROLE {reader} IS 'read-only users';"
     )
     pg.psql(f'CREATE DATABASE "{name}" OWNER {owner}')
@@ -152,8 +155,8 @@ def rich_database(pg: LocalPostgres, name: str, suffix: str) -> dict[str, str]:
         f'REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC;'
         f'GRANT CONNECT ON DATABASE "{name}" TO {reader};'
         f'ALTER DATABASE "{name}" SET search_path = app, public;'
-        f'ALTER DATABASE "{name}" SET work_mem = \'8MB\';'
-        f'ALTER ROLE {reader} IN DATABASE "{name}" SET statement_timeout = \'5s\';'
+        f"ALTER DATABASE \"{name}\" SET work_mem = '8MB';"
+        f"ALTER ROLE {reader} IN DATABASE \"{name}\" SET statement_timeout = '5s';"
         f"COMMENT ON DATABASE \"{name}\" IS 'Vokabeln — données'"
     )
     pg.psql(
@@ -240,12 +243,14 @@ class TableLock:
         self.process.stdin.write(f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE;\n")
         self.process.stdin.flush()
         wait_for(
-            lambda: self.pg.psql(
-                f"SELECT count(*) FROM pg_locks WHERE relation = '{self.table}'::regclass "
-                "AND mode = 'AccessExclusiveLock' AND granted",
-                self.database,
-            )
-            == "1",
+            lambda: (
+                self.pg.psql(
+                    f"SELECT count(*) FROM pg_locks WHERE relation = '{self.table}'::regclass "
+                    "AND mode = 'AccessExclusiveLock' AND granted",
+                    self.database,
+                )
+                == "1"
+            ),
             "the table lock",
         )
         return self
@@ -263,11 +268,13 @@ class TableLock:
 def wait_until_dump_blocks(pg: LocalPostgres, database: str) -> None:
     """Until pg_dump of DATABASE waits on a lock (it has started and is mid-way)."""
     wait_for(
-        lambda: pg.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
-            f"AND datname = '{database}' AND wait_event_type = 'Lock'"
-        )
-        != "0",
+        lambda: (
+            pg.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                f"AND datname = '{database}' AND wait_event_type = 'Lock'"
+            )
+            != "0"
+        ),
         "pg_dump to wait on the lock",
     )
 
@@ -282,8 +289,10 @@ def pids_of(program: str, marker: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and Path(argv[0].decode(errors="replace")).name == program and any(
-            marker.encode() in arg for arg in argv
+        if (
+            argv
+            and Path(argv[0].decode(errors="replace")).name == program
+            and any(marker.encode() in arg for arg in argv)
         ):
             found.append(int(entry.name))
     return found
@@ -295,6 +304,6 @@ def tool_shims(tmp_path: Path, pg: LocalPostgres, fake_versions: Mapping[str, st
     shims.mkdir()
     for tool, behaviour in fake_versions.items():
         path = shims / tool
-        path.write_text(f"#!/bin/bash\n{behaviour}\nexec {pg.bindir / tool} \"$@\"\n")
+        path.write_text(f'#!/bin/bash\n{behaviour}\nexec {pg.bindir / tool} "$@"\n')
         path.chmod(0o755)
     return f"{shims}:{pg.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"

@@ -145,7 +145,7 @@ def test_ten_failed_runs_never_cost_the_last_verified_set(
         assert run_script("backup.sh", unreachable).returncode == 69
     with TableLock(pg, dbname):
         for _ in range(5):  # pg_dump gives up waiting for its lock
-            failed = run_script("backup.sh", {**env, "PGOPTIONS": "-c lock_timeout=200"})
+            failed = run_script("backup.sh", {**env, "LOCK_WAIT_TIMEOUT": "200ms"})
             assert failed.returncode == 70, failed.stderr
     # Runs killed on earlier days left incomplete sets behind: one without a manifest, one
     # still .partial, one whose manifest says failed.

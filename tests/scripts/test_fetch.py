@@ -140,6 +140,8 @@ def test_sets_that_cannot_be_fetched_are_named(s3: LocalS3, bucket: str, tmp_pat
         proc = run_script("fetch.sh", {**env, "BACKUP_ID": set_id})
         assert proc.returncode == code, proc.stderr
         assert len(error_lines(proc)) == 1
+    escape = run_script("fetch.sh", {**env, "DATABASE": "../../etc"})
+    assert escape.returncode == 64 and "folder name" in error_lines(escape)[0]
     other = run_script("fetch.sh", {**env, "DATABASE": "billing", "BACKUP_ID": "latest"})
     assert other.returncode == 66
     assert "no verified backup of billing" in error_lines(other)[0]

@@ -85,7 +85,8 @@ def test_upload_killed_midway_leaves_no_manifest_and_a_rerun_resumes(
     s3: LocalS3, bucket: str, tmp_path: Path
 ) -> None:
     set_dir = make_set(tmp_path / "volume", "app", OLDER)
-    env = offsite_env(s3, bucket, tmp_path / "volume")
+    # TMPDIR: a killed script cannot remove its private temp dir; keep it in the test's folder.
+    env = offsite_env(s3, bucket, tmp_path / "volume", TMPDIR=str(tmp_path))
     killer = aws_interrupter(tmp_path / "bin", "kill-after-2")
 
     killed = run_script("upload.sh", {**env, "PATH": f"{killer}:{env['PATH']}"})
@@ -104,6 +105,21 @@ def test_upload_killed_midway_leaves_no_manifest_and_a_rerun_resumes(
         f"{PREFIX}/app/{OLDER}/{rel}": len(data) for rel, data in files.items()
     }
     assert set(version_counts(s3, bucket).values()) == {1}
+
+
+def test_a_file_gone_from_the_set_fails_the_upload_before_the_manifest(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    set_dir = make_set(tmp_path, "app", OLDER)
+    (set_dir / "dump" / "3003.dat.gz").symlink_to(tmp_path / "deleted-meanwhile")
+
+    proc = run_script("upload.sh", offsite_env(s3, bucket, tmp_path))
+
+    assert proc.returncode == 70
+    [error] = error_lines(proc)
+    assert "vanished or cannot be read" in error
+    offsite = offsite_objects(s3, bucket)
+    assert offsite and not any(key.endswith("manifest.json") for key in offsite)
 
 
 def test_sizes_are_checked_after_the_upload_before_the_manifest(

@@ -1,0 +1,67 @@
+"""What backup.sh leaves on the volume: the contract's layout and manifest, read the way the
+shell steps read it; what inventory.sh and verify.sh report about it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from pg_script_helpers import SCRIPTS, make_database, run_script, script_env, summary
+
+from jobs.local.postgres import LocalPostgres
+
+
+def test_backup_set_follows_the_contract(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    make_database(pg, dbname)
+    env = script_env(pg, base_env, dbname, backup_dir, COMPRESSION="gzip:1")
+    result = run_script("backup.sh", env)
+    assert result.returncode == 0, result.stderr
+    info = summary(result)
+    set_dir = backup_dir / dbname / info["id"]
+    assert Path(info["path"]) == set_dir and info["bytes"] > 0
+    assert (backup_dir / f"backup_{info['id']}.log").read_text().count(info["id"]) >= 1
+
+    manifest_text = (set_dir / "manifest.json").read_text()
+    manifest = json.loads(manifest_text)
+    for line in (
+        '  "status": "verified",',
+        f'  "id": "{info["id"]}",',
+        f'  "database": "{dbname}",',
+    ):
+        assert line in manifest_text.splitlines()  # one scalar per line, for grep/sed
+    assert manifest["format"] == 1 and manifest["dump_format"] == "directory"
+    assert manifest["compression"] == "gzip" and manifest["dump_jobs"] == 2
+    assert manifest["tables"] == [{"schema": "public", "name": "items", "rows": 100}]
+    assert manifest["verification"]["checksums"] == "ok"
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == {
+        str(p.relative_to(set_dir)) for p in set_dir.rglob("*")
+        if p.is_file() and p.name not in ("manifest.json", "SHA256SUMS")
+    }  # fmt: skip
+    for path, entry in listed.items():
+        data = (set_dir / path).read_bytes()
+        assert entry["size"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["total_bytes"] == sum(f["size"] for f in manifest["files"])
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True,
+                          check=False).returncode == 0  # fmt: skip
+
+    # The shell helpers read the manifest as the other steps do.
+    read = subprocess.run(
+        ["bash", "-c", f'source {SCRIPTS}/common.sh; manifest_field "$1" status; '
+         f'manifest_field "$1" total_bytes; latest_verified_id "$2"',
+         "_", str(set_dir / "manifest.json"), str(backup_dir / dbname)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert read.stdout.split() == ["verified", str(manifest["total_bytes"]), info["id"]]
+
+    verify = run_script("verify.sh", env)
+    assert verify.returncode == 0, verify.stderr
+    assert summary(verify)["status"] == "verified" and summary(verify)["id"] == info["id"]
+    lines = [json.loads(line) for line in run_script("inventory.sh", env).stdout.splitlines()]
+    assert lines[0]["id"] == info["id"] and lines[0]["complete"] is True
+    assert lines[0]["status"] == "verified" and lines[0]["bytes"] == manifest["total_bytes"]
+    assert lines[-1]["event"] == "volume" and lines[-1]["avail_bytes"] > 0
