@@ -96,9 +96,28 @@ class KubernetesBackend:
         if endpoint_url is None:
             endpoint_url = os.environ.get("S3_ENDPOINT_URL") or stack.endpoint_url
         self.endpoint_url = endpoint_url
-        if batch is None or apps is None or core is None:
-            batch, apps, core = load_apis(kubeconfig, context)
-        self.batch, self.apps, self.core = batch, apps, core
+        self._kubeconfig, self._context = kubeconfig, context
+        # Connected on first use, so configuration errors surface before cluster ones.
+        self._apis: tuple[Any, Any, Any] | None = (
+            (batch, apps, core) if None not in (batch, apps, core) else None
+        )
+
+    def _api(self, index: int) -> Any:
+        if self._apis is None:
+            self._apis = load_apis(self._kubeconfig, self._context)
+        return self._apis[index]
+
+    @property
+    def batch(self) -> Any:
+        return self._api(0)
+
+    @property
+    def apps(self) -> Any:
+        return self._api(1)
+
+    @property
+    def core(self) -> Any:
+        return self._api(2)
 
     # -- API helpers -------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -153,7 +172,9 @@ class KubernetesBackend:
         items = list(_plain(pods).get("items") or [])
         return items[-1] if items else None
 
-    def _wait_started(self, job: str, container: str) -> dict[str, Any]:
+    def _wait_started(self, job: str, container: str) -> dict[str, Any] | None:
+        """The pod once `container` runs or ran; None when the pod ended without running it
+        (an earlier step failed)."""
         deadline = time.monotonic() + STEP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             pod = self._pod_of(job)
@@ -169,6 +190,8 @@ class KubernetesBackend:
                     state = entry.get("state") or {}
                     if state.get("running") or state.get("terminated"):
                         return pod
+                    if status.get("phase") in ("Succeeded", "Failed"):
+                        return None
                     reason = (state.get("waiting") or {}).get("reason", "")
                     if reason in (
                         "ErrImagePull",
@@ -261,6 +284,8 @@ class KubernetesBackend:
         logs = ""
         for container in containers:
             pod = self._wait_started(name, container)
+            if pod is None:
+                break
             logs += self._follow(pod["metadata"]["name"], container)
         if not self._wait_finished(name):
             raise steps.step_failed(what, self._exit_code(name), logs, f"Job {name}")

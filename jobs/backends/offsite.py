@@ -142,6 +142,27 @@ class OffsiteStore:
             )
         return sorted(sets, key=lambda s: s.id, reverse=True)
 
+    def _download_files(
+        self, db: str, backup_id: str, files: list[dict[str, Any]], into: Path
+    ) -> int:
+        """Every file the manifest lists, each checked against its sha256; returns the bytes."""
+        total = 0
+        for index, entry in enumerate(files, 1):
+            path = _safe(str(entry.get("path", "")), backup_id)
+            destination = into / path
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            print(f"    [{index}/{len(files)}] {path}", file=sys.stderr, flush=True)
+            self._get(self._key(db, backup_id, path), destination)
+            if _sha256(destination) != entry.get("sha256"):
+                raise PgBackupError(
+                    f"checksum mismatch for {path} of set {backup_id}: the offsite copy is corrupt",
+                    "use an older set (`pgbackup list --from offsite`) and check the bucket's "
+                    "object versions",
+                    ExitCode.CORRUPT,
+                )
+            total += destination.stat().st_size
+        return total
+
     def resolve(self, db: str, backup_id: str) -> str:
         sets = self.list_sets(db)
         if backup_id == "latest":
@@ -189,35 +210,29 @@ class OffsiteStore:
         partial = to_dir / f"{backup_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        files = manifest.get("files") or []
-        total = 0
-        for index, entry in enumerate(files, 1):
-            path = str(entry["path"])
-            if path.startswith("/") or ".." in Path(path).parts:
-                raise PgBackupError(
-                    f"manifest of {backup_id} names an unsafe path {path!r}",
-                    "the set is corrupt: use another one",
-                    ExitCode.CORRUPT,
-                )
-            destination = partial / path
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            print(f"  [{index}/{len(files)}] {path}", file=sys.stderr)
-            self._get(self._key(db, backup_id, path), destination)
-            digest = _sha256(destination)
-            if digest != entry.get("sha256"):
-                shutil.rmtree(partial, ignore_errors=True)
-                raise PgBackupError(
-                    f"checksum mismatch for {path} of set {backup_id} (offsite copy is corrupt)",
-                    "use an older set, or fetch again if the object was being replaced",
-                    ExitCode.CORRUPT,
-                )
-            total += destination.stat().st_size
-        for name in ("SHA256SUMS", "manifest.json"):
-            destination = partial / name
-            self._get(self._key(db, backup_id, name), destination)
-        _fsync_tree(partial)
-        os.rename(partial, final)
+        files = [e for e in manifest.get("files") or [] if isinstance(e, dict)]
+        try:
+            total = self._download_files(db, backup_id, files, partial)
+            if not (partial / "SHA256SUMS").exists():
+                self._get(self._key(db, backup_id, "SHA256SUMS"), partial / "SHA256SUMS")
+            # The manifest last, as it was uploaded: its presence means the set is complete.
+            self._get(self._key(db, backup_id, "manifest.json"), partial / "manifest.json")
+            _fsync_tree(partial)
+            os.rename(partial, final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)  # never a partial set left behind
+            raise
         return DownloadResult(database=db, id=backup_id, path=final, bytes=total, files=len(files))
+
+
+def _safe(path: str, backup_id: str) -> str:
+    if not path or path.startswith("/") or ".." in Path(path).parts:
+        raise PgBackupError(
+            f"manifest of {backup_id} names an unsafe path {path!r}",
+            "the set is corrupt: use another one",
+            ExitCode.CORRUPT,
+        )
+    return path
 
 
 def _sha256(path: Path) -> str:

@@ -119,6 +119,12 @@ def build_rebuild(args: argparse.Namespace, engine: StackEngine | None = None) -
 
 
 def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
+    if getattr(args, "local", False):
+        raise PgBackupError(
+            "dr-rebuild rebuilds a cluster; there is no local variant",
+            "run `pgbackup demo` to watch the same steps locally, or pass --stack and --kubeconfig",
+            ExitCode.USAGE,
+        )
     if not getattr(args, "stack", None) or not getattr(args, "kubeconfig", None):
         raise PgBackupError(
             "dr-rebuild needs the stack and the new cluster's kubeconfig",

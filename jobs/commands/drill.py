@@ -119,7 +119,11 @@ def _kubernetes_drill(target: Any, db: str) -> dict[str, Any]:
     from jobs.backends import kube_jobs
 
     backend = target.backend
-    name = f"{target.stack.release}-postgres-restore-drill"
+    # The drill CronJob is named like the backup CronJob it drills (same suffix for a further
+    # database): vocab-app-postgres-backup[-x] -> vocab-app-postgres-restore-drill[-x].
+    name = target.stack.database(db).cronjob.replace(
+        "-postgres-backup", "-postgres-restore-drill", 1
+    )
     cronjob = backend._call(
         f"CronJob {name} in {backend.namespace}",
         backend.batch.read_namespaced_cron_job,

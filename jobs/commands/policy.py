@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Also accepted after the command (`pgbackup policy --stack production`); SUPPRESS keeps a
+    # `--stack` given before the command from being reset.
+    parser.add_argument("--stack", "-s", default=argparse.SUPPRESS, help="stack to review")
     parser.add_argument(
         "--policy-config",
         type=Path,
@@ -51,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def declared_resources(stack: str, overrides: dict[str, Any] | None = None) -> list[Resource]:
     """The stack's resources as the engine would see them, rendered under the mock runtime."""
-    from infra.mock_run import collect_resources  # imported late: it loads Pulumi's runtime
+    from infra.render import collect_resources  # imported late: it loads Pulumi's runtime
 
     return [
         Resource(type=d.type, name=d.name, props=d.inputs, urn=d.urn)

@@ -86,7 +86,13 @@ class KubernetesRebuild:
 
     def hold_app(self, state: RebuildState) -> str:
         backend = self.backend()
-        replicas = backend.app_replicas()
+        try:
+            replicas = backend.app_replicas()
+        except PgBackupError as error:
+            if error.code != ExitCode.NOT_FOUND:
+                raise
+            # The app's chart is not deployed in the new cluster yet: nothing can write.
+            replicas = {}
         state.facts["app_replicas"] = replicas
         backend.scale_app({name: 0 for name in replicas})
         if not replicas:

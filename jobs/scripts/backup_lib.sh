@@ -82,7 +82,7 @@ dump_globals() {
   if [[ "$IS_SUPERUSER" != t ]]; then
     args+=(--no-role-passwords)
     GLOBALS_KIND=no-role-passwords
-    warn "$PGUSER is not a superuser: roles are saved without their passwords"
+    warn "${PGUSER:-the backup role} is not a superuser: roles are saved without their passwords"
   fi
   if ! (umask 077 && pg_dumpall "${args[@]}") 2>"$PRIVATE_TMP/globals.err"; then
     fail_pg_step "pg_dumpall --globals-only" "$PRIVATE_TMP/globals.err"

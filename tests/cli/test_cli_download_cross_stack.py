@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from clihelp import Local, seed
 
-from jobs.errors import ExitCode
+from jobs.backends.offsite import OffsiteStore
+from jobs.errors import ExitCode, PgBackupError
 from jobs.local.postgres import LocalPostgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,27 @@ def test_download_refuses_a_corrupted_object_and_leaves_no_final_folder(
     assert "corrupt" in err
     assert not (to / backup_id).exists()
     assert not any(p.name.endswith(".partial") for p in to.iterdir()) if to.exists() else True
+
+
+def test_kubernetes_download_reads_the_bucket_directly_and_checks_every_file(
+    local: Local, tmp_path: Path
+) -> None:
+    """The Kubernetes backend downloads from the operator's machine (no pod, no exec)."""
+    backup_id = offsite_backup(local)
+    store = OffsiteStore(local.bucket, "postgres", local.s3.endpoint_url)
+
+    result = store.download(local.db, "latest", tmp_path / "good")
+
+    assert result.id == backup_id and result.path == tmp_path / "good" / backup_id
+    assert (result.path / "manifest.json").exists() and result.files > 0
+    client = local.s3.client()
+    key = f"postgres/{local.db}/{backup_id}/globals.sql"
+    client.put_object(Bucket=local.bucket, Key=key, Body=b"-- tampered")
+    with pytest.raises(PgBackupError) as refused:
+        store.download(local.db, backup_id, tmp_path / "bad")
+    assert refused.value.code == ExitCode.CORRUPT
+    assert not (tmp_path / "bad" / backup_id).exists()
+    assert not (tmp_path / "bad" / f"{backup_id}.partial").exists()
 
 
 def test_download_of_an_unknown_id_is_not_found(local: Local, tmp_path: Path) -> None:

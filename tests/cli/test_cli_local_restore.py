@@ -42,6 +42,11 @@ def test_list_shows_the_set_on_volume_and_offsite(local: Local) -> None:
     rows = [line.split() for line in out.splitlines() if line.startswith(backup_id)]
     assert {row[-1] for row in rows} == {"volume", "offsite"}
     assert all(row[1] == local.db and "yes" in row for row in rows)
+    assert local.run("status") == 0
+    out, _ = local.output()
+    assert f"Newest (volume):  {backup_id}" in out
+    assert f"Newest (offsite): {backup_id}" in out
+    assert "Volume usage:" in out and "unknown" not in out
 
 
 def test_verify_on_the_volume_and_offsite(local: Local) -> None:

@@ -70,6 +70,11 @@ def test_enforcement_level_comes_from_the_policy_config(
     assert "WARN" in capsys.readouterr().out
 
 
+def test_stack_may_follow_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "--stack", "staging", "--problems-only"]) == ExitCode.OK
+    assert "stack staging: no mandatory violations" in capsys.readouterr().out
+
+
 def test_missing_stack_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy"]) == ExitCode.USAGE
     assert "pass --stack" in capsys.readouterr().err

@@ -21,3 +21,11 @@ def test_shipped_configs_load_and_set_only_known_tunables() -> None:
     for stack in ("staging", "production"):
         for name, entry in load_policy_config(config_path(stack)).items():
             assert set(entry) - {"enforcementLevel"} <= set(by_name[name].config_schema), name
+
+
+def test_every_rule_has_a_firing_case_in_the_rule_tests() -> None:
+    sources = "\n".join(
+        path.read_text() for path in Path(__file__).parent.glob("test_policy_rules_*.py")
+    )
+    untested = [rule.name for rule in RULES if f'"{rule.name}"' not in sources]
+    assert untested == []

@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import backup_cronjob, render, weakened
 from google.protobuf import json_format, struct_pb2
+from policy_cases import backup_cronjob, render, weakened
 from pulumi.runtime import proto
 from pulumi_policy import (
     EnforcementLevel,
@@ -107,7 +107,9 @@ def test_shipped_stacks_pass_every_mandatory_policy_online(stack: str) -> None:
 def test_resource_policy_reports_the_same_message_as_offline() -> None:
     resources = render("production")
     backup_cronjob(resources)["spec"]["concurrencyPolicy"] = "Replace"
-    cronjob = next(r for r in resources if r.type == p.CRONJOB)
+    cronjob = next(
+        r for r in resources if r.props.get("spec", {}).get("concurrencyPolicy") == "Replace"
+    )
     online = _run(_policy("cronjob-concurrency-forbid"), _resource_args("production", cronjob))
     offline = [o.message for o in evaluate(resources) if o.result == "fail"]
     assert online == offline

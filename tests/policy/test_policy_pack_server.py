@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import render
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from policy_cases import render
 from pulumi.runtime import proto
 from pulumi.runtime.proto import analyzer_pb2_grpc
 

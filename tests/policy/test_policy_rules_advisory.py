@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import assert_fires, assert_passes, weakened
+from policy_cases import assert_fires, assert_passes, weakened
 
 
 def test_drill_enabled_passes_in_production() -> None:

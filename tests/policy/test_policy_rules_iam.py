@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from conftest import assert_fires, assert_passes, one, render
+from policy_cases import assert_fires, assert_passes, one, render
 
 from policy.rules import props as p
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import assert_fires, assert_passes, backup_cronjob, outcomes, render, weakened
+from policy_cases import assert_fires, assert_passes, backup_cronjob, outcomes, render, weakened
 
 POD_RULES = (
     "pod-non-root",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import assert_fires, assert_passes, backup_cronjob, one, render
+from policy_cases import assert_fires, assert_passes, backup_cronjob, one, render
 
 from policy.rules import props as p
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import (
+from policy_cases import (
     assert_fires,
     assert_passes,
     backup_cronjob,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import assert_fires, assert_passes, one, render, weakened
+from policy_cases import assert_fires, assert_passes, one, render, weakened
 
 from policy.rules import props as p
 
@@ -143,6 +143,19 @@ def test_object_lock_shorter_than_retention_fires() -> None:
 
 
 def _problems(stack: str, resources: list[Any], rule: str) -> list[Any]:
-    from conftest import problems
+    from policy_cases import problems
 
     return problems(stack, resources, rule)
+
+
+def test_policy_document_unknown_at_preview_cannot_be_judged_yet() -> None:
+    """At the first preview the TLS policy is built from the bucket's ARN, which is not known."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    from policy.evaluate import evaluate
+
+    resources = render("production")
+    _props(resources, p.BUCKET_POLICY)["policy"] = UNKNOWN_STRING_VALUE
+    [outcome] = [o for o in evaluate(resources) if o.rule == "s3-tls-only"]
+    assert outcome.result == "unknown"
+    assert outcome.message.startswith("cannot judge yet: string value at .policy")

@@ -65,3 +65,25 @@ def test_backup_set_follows_the_contract(
     assert lines[0]["id"] == info["id"] and lines[0]["complete"] is True
     assert lines[0]["status"] == "verified" and lines[0]["bytes"] == manifest["total_bytes"]
     assert lines[-1]["event"] == "volume" and lines[-1]["avail_bytes"] > 0
+
+
+def test_backup_by_a_role_that_is_not_superuser_saves_roles_without_passwords(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    make_database(pg, dbname)
+    role = f"bk_{dbname}"
+    pg.psql(f"CREATE ROLE {role} LOGIN PASSWORD 'backup-role-pw'")
+    pg.psql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", dbname)
+    password_file = tmp_path / "password"
+    password_file.write_text("backup-role-pw\n")
+    env = script_env(
+        pg, base_env, dbname, backup_dir, PGUSER=role, PGPASSWORD_FILE=str(password_file)
+    )
+    result = run_script("backup.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "not a superuser" in result.stderr
+    manifest = json.loads((Path(summary(result)["path"]) / "manifest.json").read_text())
+    assert manifest["globals"] == "no-role-passwords"
+    assert manifest["tables"] == [{"schema": "public", "name": "items", "rows": 100}]
+    globals_sql = (Path(summary(result)["path"]) / "globals.sql").read_text()
+    assert f"CREATE ROLE {role};" in globals_sql and "SCRAM-SHA-256$" not in globals_sql

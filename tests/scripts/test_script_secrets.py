@@ -34,7 +34,9 @@ def test_password_appears_in_no_process_log_or_output(
 ) -> None:
     make_database(pg, dbname)
     pg.psql(f"CREATE ROLE secret_{dbname} LOGIN PASSWORD 'role-password-{dbname}'")
-    env = script_env(pg, base_env, dbname, backup_dir)
+    private_tmp = backup_dir.parent / "tmp"
+    private_tmp.mkdir()
+    env = script_env(pg, base_env, dbname, backup_dir, TMPDIR=str(private_tmp))
     password = pg.password.encode()
 
     with TableLock(pg, dbname) as lock:
@@ -65,7 +67,5 @@ def test_password_appears_in_no_process_log_or_output(
     globals_files = list(backup_dir.glob(f"{dbname}/*/globals.sql"))
     assert globals_files and all(g.stat().st_mode & 0o777 == 0o600 for g in globals_files)
     assert b"SCRAM-SHA-256$" in globals_files[0].read_bytes()  # the hashes are in the set
-    # The private pgpass is gone with the step.
-    assert not [
-        p for p in Path(env.get("TMPDIR", "/tmp")).glob("pgbackup.*") if (p / "pgpass").exists()
-    ]
+    # The private pgpass (and its folder) is gone with the step.
+    assert list(private_tmp.iterdir()) == []
