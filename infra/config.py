@@ -140,6 +140,8 @@ class DatabaseConfig:
     cronjob_name: str
     pvc_name: str
     configmap_name: str
+    drill_cronjob_name: str
+    alert_rule_name: str
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,8 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
         cronjob_name=names.cronjob(base),
         pvc_name=names.pvc(base),
         configmap_name=names.configmap(base),
+        drill_cronjob_name=names.drill_cronjob(base),
+        alert_rule_name=names.alert_rule(base),
     )
 
 

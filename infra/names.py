@@ -37,6 +37,14 @@ def configmap(base: BackupBase) -> str:
     return base._name("postgres-backup-script")
 
 
+def drill_cronjob(base: BackupBase) -> str:
+    return base._name("postgres-restore-drill")
+
+
+def alert_rule(base: BackupBase) -> str:
+    return base._name("postgres-backup-alerts")
+
+
 def backup_service_account(release: str) -> str:
     return f"{release}-postgres-backup"
 

@@ -1,5 +1,5 @@
-"""Everything one database needs in the cluster: its PVC, its scripts ConfigMap and its CronJob.
-Per-database extras (a restore-drill CronJob, alert rules) are added here as further children."""
+"""Everything one database needs in the cluster: its PVC, its scripts ConfigMap, its CronJob, and,
+when the stack enables them, a monthly restore-drill CronJob and its alert rules."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from infra.components.alerts import AlertsArgs, BackupAlerts
 from infra.components.backup_cronjob import BackupCronJob, BackupCronJobArgs, OffsiteTarget
 from infra.components.backup_volume import BackupVolume, BackupVolumeArgs
+from infra.components.drill_cronjob import DrillCronJob, DrillCronJobArgs
 from infra.components.scripts_configmap import ScriptsConfigMap, ScriptsConfigMapArgs
 from infra.config import DatabaseConfig, StackConfig
 from infra.names import JOB_LABEL
@@ -109,6 +111,40 @@ class DatabaseBackup(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if stack.drill.enabled:
+            DrillCronJob(
+                f"{name}-drill",
+                DrillCronJobArgs(
+                    namespace=stack.namespace,
+                    cronjob_name=db.drill_cronjob_name,
+                    database=db.name,
+                    postgres_image=stack.postgres_image,
+                    pvc_name=volume.pvc_name,
+                    configmap_name=scripts.configmap_name,
+                    service_account_name=args.service_account_name,
+                    resources=db.resources,
+                    schedule=stack.drill.schedule,
+                    time_zone=stack.drill.time_zone,
+                    labels=labels,
+                ),
+                opts=child,
+            )
+        if stack.alerts.enabled:
+            BackupAlerts(
+                f"{name}-alerts",
+                AlertsArgs(
+                    namespace=stack.namespace,
+                    rule_name=db.alert_rule_name,
+                    database=db.name,
+                    backup_cronjob_name=db.cronjob_name,
+                    pvc_name=db.pvc_name,
+                    drill_cronjob_name=db.drill_cronjob_name if stack.drill.enabled else None,
+                    no_backup_hours=stack.alerts.no_backup_hours,
+                    pvc_usage_percent=stack.alerts.pvc_usage_percent,
+                    rule_labels=dict(labels),
+                ),
+                opts=child,
+            )
         self.cronjob_name = cronjob.cronjob_name
         self.pvc_name = volume.pvc_name
         self.configmap_name = scripts.configmap_name

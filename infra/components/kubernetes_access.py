@@ -136,9 +136,13 @@ class KubernetesAccess(pulumi.ComponentResource):
             subjects=subjects,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, restore_sa]),
         )
-        self.backup_service_account = backup_sa.metadata.apply(lambda m: m.name)
-        self.restore_service_account = restore_sa.metadata.apply(lambda m: m.name)
-        self.role_name = role.metadata.apply(lambda m: m.name)
+        self.backup_service_account = backup_sa.metadata.apply(
+            lambda m: m.name or args.backup_service_account
+        )
+        self.restore_service_account = restore_sa.metadata.apply(
+            lambda m: m.name or args.restore_service_account
+        )
+        self.role_name = role.metadata.apply(lambda m: m.name or args.role_name)
         self.register_outputs(
             {
                 "backup_service_account": self.backup_service_account,

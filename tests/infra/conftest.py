@@ -4,6 +4,7 @@ and rendered once to files (per test worker)."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 
 from infra.mock_run import ProgramRun, run_program

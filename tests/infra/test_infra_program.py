@@ -7,8 +7,9 @@ import json
 from collections import Counter
 from typing import Any
 
-from infra.mock_run import ProgramRun, collect_resources, run_program
 from infra_testing import env_of, one, only, pod_spec
+
+from infra.mock_run import ProgramRun, collect_resources, run_program
 
 CRONJOB = "kubernetes:batch/v1:CronJob"
 BUCKET = "aws:s3/bucket:Bucket"
