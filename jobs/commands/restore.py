@@ -207,17 +207,18 @@ def print_checks(
     ui.out("Post-restore checks:")
     stack = target.stack
     name = plan.target_db or plan.database
+    checks: list[str] = []
     if stack is not None and not isinstance_local(target):
         ns = stack.namespace
-        for deployment in stack.app_deployments:
-            ui.out(f"  1. kubectl -n {ns} rollout status deployment/{deployment}")
-        ui.out("  2. check the app's health endpoint (e.g. /api/health/ready)")
-        for deployment in stack.app_deployments:
-            ui.out(f"  3. kubectl -n {ns} logs deployment/{deployment} --tail=100")
+        checks += [f"kubectl -n {ns} rollout status deployment/{d}" for d in stack.app_deployments]
+        checks.append("check the app's health endpoint (e.g. /api/health/ready)")
+        checks += [f"kubectl -n {ns} logs deployment/{d} --tail=100" for d in stack.app_deployments]
     else:
-        ui.out(f"  1. psql -d {name} -c 'SELECT 1'")
-        ui.out("  2. check the app's health endpoint")
-    ui.out("  4. test the critical user flows (login, create a test, ...)")
+        checks.append(f"psql -d {name} -c 'SELECT 1'")
+        checks.append("check the app's health endpoint")
+    checks.append("test the critical user flows (login, create a test, ...)")
+    for number, check in enumerate(checks, 1):
+        ui.out(f"  {number}. {check}")
     if result is not None:
         again = f"pgbackup --stack {target.stack_name} " if target.stack else "pgbackup "
         local = "--local " if isinstance_local(target) else ""
