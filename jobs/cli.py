@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PgBackupError as error:
-        print(f"pgbackup: {error.message}\n  fix: {error.fix}", file=sys.stderr)
+        print(f"pgbackup: {error}", file=sys.stderr)  # one line: cause — fix
         return int(error.code)
     except KeyboardInterrupt:
         print("pgbackup: interrupted; nothing further was changed", file=sys.stderr)
