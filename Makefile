@@ -5,7 +5,7 @@ PYTHON      ?= python3
 PY          := $(VENV)/bin/python
 BIN         := $(VENV)/bin
 SCRIPTS     := $(wildcard jobs/scripts/*.sh)
-PYDIRS      := infra jobs policy
+PYDIRS      := infra jobs policy bench
 
 .PHONY: install system-deps checkov-env demo test lint typecheck shellcheck pytest render policy bench clean
 

@@ -24,6 +24,7 @@ class DatabaseObjects:
     cronjob: str
     pvc: str
     configmap: str
+    drill_cronjob: str
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ def load_stack(stack: str, directory: Path | None = None) -> StackContext:
         namespace=config.namespace,
         release=config.release,
         databases=tuple(
-            DatabaseObjects(d.name, d.cronjob_name, d.pvc_name, d.configmap_name)
+            DatabaseObjects(
+                d.name, d.cronjob_name, d.pvc_name, d.configmap_name, d.drill_cronjob_name
+            )
             for d in config.databases
         ),
         bucket=config.offsite.bucket_name,

@@ -10,6 +10,8 @@ pg_bindir=$(pg_config --bindir 2>/dev/null || true)
 [[ -n "$pg_bindir" && -x "$pg_bindir/initdb" ]] || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v zstd >/dev/null || missing+=(zstd)
+# pigz only for the benchmark's "Zalando style" row.
+command -v pigz >/dev/null || missing+=(pigz)
 command -v flock >/dev/null || missing+=(util-linux)
 
 if ((${#missing[@]} == 0)); then

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import Resources, SecretRef
+from infra.pod_security import container_security, cpu_limit_env, pod_security
 from infra.validate import ConfigError
 
 SCRIPTS_MOUNT = "/scripts"
@@ -19,8 +20,6 @@ DB_SECRET_MOUNT = "/etc/pgbackup/db"  # noqa: S105 (a mount path)
 SSL_MOUNT = "/etc/pgbackup/ssl"
 AWS_MOUNT = "/etc/pgbackup/aws"
 AWS_HOME = "/home/aws"
-# A high, numeric UID/GID no image defines: nothing on the root filesystem belongs to it.
-RUN_AS = 10001
 
 
 @dataclass(frozen=True)
@@ -86,19 +85,6 @@ def _env(values: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-def _container_security() -> dict[str, Any]:
-    return {
-        "allow_privilege_escalation": False,
-        "privileged": False,
-        "read_only_root_filesystem": True,
-        "run_as_non_root": True,
-        "run_as_user": RUN_AS,
-        "run_as_group": RUN_AS,
-        "capabilities": {"drop": ["ALL"]},
-        "seccomp_profile": {"type": "RuntimeDefault"},
-    }
-
-
 def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
     env = _env(
         {
@@ -121,18 +107,7 @@ def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
     if args.dump_jobs is not None:
         env += _env({"DUMP_JOBS": str(args.dump_jobs)})
     # Parallelism follows the CPU the container may use, not the node's nproc.
-    env.append(
-        {
-            "name": "CPU_LIMIT",
-            "value_from": {
-                "resource_field_ref": {
-                    "container_name": "backup",
-                    "resource": "limits.cpu",
-                    "divisor": "1",
-                }
-            },
-        }
-    )
+    env.append(cpu_limit_env("backup"))
     mounts = [
         {"name": "backups", "mount_path": BACKUP_DIR},
         {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
@@ -148,7 +123,7 @@ def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
         "command": ["bash", f"{SCRIPTS_MOUNT}/backup.sh"],
         "env": env,
         "resources": args.resources.as_k8s(),
-        "security_context": _container_security(),
+        "security_context": container_security(),
         "volume_mounts": mounts,
     }
 
@@ -187,7 +162,7 @@ def _upload_container(args: BackupCronJobArgs) -> dict[str, Any]:
         "command": ["bash", f"{SCRIPTS_MOUNT}/upload.sh"],
         "env": env,
         "resources": args.upload_resources.as_k8s(),
-        "security_context": _container_security(),
+        "security_context": container_security(),
         "volume_mounts": mounts,
     }
 
@@ -239,14 +214,7 @@ def job_pod_spec(args: BackupCronJobArgs) -> dict[str, Any]:
         # Backup pods never talk to the Kubernetes API (IRSA projects its own token).
         "automount_service_account_token": False,
         "restart_policy": "Never",
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            "fs_group": RUN_AS,
-            "fs_group_change_policy": "OnRootMismatch",
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        "security_context": pod_security(),
         "init_containers": [_backup_container(args)],
         "containers": [_upload_container(args)],
         "volumes": _volumes(args),

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import Resources
+from infra.pod_security import container_security, cpu_limit_env, pod_security
 from infra.validate import ConfigError
 
 SCRIPTS_MOUNT = "/scripts"
@@ -24,7 +25,6 @@ BACKUP_DIR = "/backups"
 DRILL_DIR = "/drill"
 # The same high, numeric UID/GID as the backup pods (nothing in the image belongs to it; the
 # script gives it a passwd entry through the image's nss_wrapper).
-RUN_AS = 10001
 
 
 @dataclass(frozen=True)
@@ -68,19 +68,6 @@ class DrillCronJobArgs:
             )
 
 
-def _security() -> dict[str, Any]:
-    return {
-        "allow_privilege_escalation": False,
-        "privileged": False,
-        "read_only_root_filesystem": True,
-        "run_as_non_root": True,
-        "run_as_user": RUN_AS,
-        "run_as_group": RUN_AS,
-        "capabilities": {"drop": ["ALL"]},
-        "seccomp_profile": {"type": "RuntimeDefault"},
-    }
-
-
 def drill_pod_spec(args: DrillCronJobArgs) -> dict[str, Any]:
     """The drill pod: one container, the volume, the scripts and two emptyDirs."""
     env: list[dict[str, Any]] = [
@@ -90,16 +77,7 @@ def drill_pod_spec(args: DrillCronJobArgs) -> dict[str, Any]:
         {"name": "DRILL_DIR", "value": DRILL_DIR},
         {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108 (an emptyDir of this pod)
         {"name": "HOME", "value": "/tmp"},  # noqa: S108
-        {
-            "name": "CPU_LIMIT",
-            "value_from": {
-                "resource_field_ref": {
-                    "container_name": "drill",
-                    "resource": "limits.cpu",
-                    "divisor": "1",
-                }
-            },
-        },
+        cpu_limit_env("drill"),
     ]
     container = {
         "name": "drill",
@@ -108,7 +86,7 @@ def drill_pod_spec(args: DrillCronJobArgs) -> dict[str, Any]:
         "command": ["bash", f"{SCRIPTS_MOUNT}/drill.sh"],
         "env": env,
         "resources": args.resources.as_k8s(),
-        "security_context": _security(),
+        "security_context": container_security(),
         "volume_mounts": [
             # Read-write: restore.sh takes the volume's lock, so a drill and a backup never overlap.
             {"name": "backups", "mount_path": BACKUP_DIR},
@@ -121,14 +99,7 @@ def drill_pod_spec(args: DrillCronJobArgs) -> dict[str, Any]:
         "service_account_name": args.service_account_name,
         "automount_service_account_token": False,
         "restart_policy": "Never",
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            "fs_group": RUN_AS,
-            "fs_group_change_policy": "OnRootMismatch",
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        "security_context": pod_security(),
         "containers": [container],
         "volumes": [
             {"name": "backups", "persistent_volume_claim": {"claim_name": args.pvc_name}},

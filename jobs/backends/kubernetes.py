@@ -97,7 +97,9 @@ class KubernetesBackend(JobRunner):
         return self.stack.database(db)
 
     def _cronjob(self, db: str) -> dict[str, Any]:
-        name = self._objects(db).cronjob
+        return self._read_cronjob(self._objects(db).cronjob)
+
+    def _read_cronjob(self, name: str) -> dict[str, Any]:
         cronjob = self._call(
             f"CronJob {name} in {self.namespace}",
             self.batch.read_namespaced_cron_job,
@@ -199,6 +201,14 @@ class KubernetesBackend(JobRunner):
             path=str(result.get("path", "")),
             log=f"job/{manifest['metadata']['name']}",
         )
+
+    def run_cronjob_now(self, name: str, step: str) -> str:
+        """A Job made from the CronJob `name` (as `kubectl create job --from=cronjob`), followed to
+        its end; returns its log. Used for steps with a CronJob of their own, e.g. the drill."""
+        manifest = kube_jobs.manual_job(
+            self._read_cronjob(name), kube_jobs.job_name(name, "manual")
+        )
+        return self._run_job(manifest, step)
 
     def _volume(self, db: str) -> tuple[list[BackupSet], dict[str, Any]]:
         result = self._step(db, "inventory", [Step("inventory.sh", {})])

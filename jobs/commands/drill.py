@@ -116,26 +116,8 @@ def _local_drill(backend: LocalBackend, db: str, where: str, backup_id: str) -> 
 
 def _kubernetes_drill(target: Any, db: str) -> dict[str, Any]:
     """A Job made from the drill CronJob, followed to its end (its status is the record)."""
-    from jobs.backends import kube_jobs
-
-    backend = target.backend
-    # The drill CronJob is named like the backup CronJob it drills (same suffix for a further
-    # database): vocab-app-postgres-backup[-x] -> vocab-app-postgres-restore-drill[-x].
-    name = target.stack.database(db).cronjob.replace(
-        "-postgres-backup", "-postgres-restore-drill", 1
-    )
-    cronjob = backend._call(
-        f"CronJob {name} in {backend.namespace}",
-        backend.batch.read_namespaced_cron_job,
-        name,
-        backend.namespace,
-    )
-    from jobs.backends.kubernetes import _plain
-
-    plain = _plain(cronjob)
-    plain["metadata"].setdefault("namespace", backend.namespace)
-    manifest = kube_jobs.manual_job(plain, kube_jobs.job_name(name, "manual"))
-    logs = backend._run_job(manifest, "drill.sh")
+    name = target.stack.database(db).drill_cronjob
+    logs = target.backend.run_cronjob_now(name, "drill.sh")
     return summary(logs, "drill.sh")
 
 

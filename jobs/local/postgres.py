@@ -70,7 +70,7 @@ class LocalPostgres:
 
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgbackup-pg-")))
     port: int = field(default_factory=free_port)
-    password: str = "local-demo-password"
+    password: str = "local-demo-password"  # noqa: S105 (a throwaway server on loopback)
     bindir: Path = field(default_factory=find_bindir)
 
     def __post_init__(self) -> None:
@@ -158,7 +158,7 @@ class LocalPostgres:
 
     # -- use ---------------------------------------------------------------------------------
     def env(self, database: str = "postgres") -> dict[str, str]:
-        """The contract's libpq variables for a client connecting over TCP with the password file."""
+        """The contract's libpq variables for a TCP client that reads the password from a file."""
         return {
             "PGHOST": "127.0.0.1",
             "PGPORT": str(self.port),

@@ -39,11 +39,13 @@ class LocalS3:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):  # noqa: S310 (http on loopback)
                     return self
-            except OSError:
+            except OSError as error:
                 if self.process.poll() is not None:
-                    raise RuntimeError("moto_server exited at start: is `moto[server]` installed?")
+                    raise RuntimeError(
+                        "moto_server exited at start: is `moto[server]` installed?"
+                    ) from error
                 time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"moto_server did not answer on {self.endpoint_url}")
@@ -55,7 +57,7 @@ class LocalS3:
         self.process = None
 
     def env(self) -> dict[str, str]:
-        """What a client needs to reach this store, the standard AWS way plus the contract's name."""
+        """What a client needs to reach this store: standard AWS variables and S3_ENDPOINT_URL."""
         return {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -72,7 +74,7 @@ class LocalS3:
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 (moto checks none)
         )
 
     def create_bucket(self, name: str, object_lock: bool = False) -> None:
