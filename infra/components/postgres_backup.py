@@ -107,7 +107,9 @@ class PostgresBackup(pulumi.ComponentResource):
                 backup_service_account=cfg.backup_service_account,
                 restore_service_account=cfg.restore_service_account,
                 role_name=cfg.restore_role,
-                cronjob_names=[db.cronjob_name for db in cfg.databases],
+                # `pgbackup backup` and `pgbackup drill` read these to make Jobs from them.
+                cronjob_names=[db.cronjob_name for db in cfg.databases]
+                + ([db.drill_cronjob_name for db in cfg.databases] if cfg.drill.enabled else []),
                 app_deployments=list(cfg.app_deployments),
                 operator_group=cfg.operator_group,
                 backup_role_arn=credentials.writer_role_arn,

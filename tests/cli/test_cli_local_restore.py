@@ -167,7 +167,7 @@ def test_corrupted_set_is_refused_before_anything_is_touched(local: Local) -> No
 
     _, err = local.output()
     assert code == ExitCode.CORRUPT, err
-    assert "fix:" in err
+    assert "— fetch this set again from offsite" in err.splitlines()[-1]
     assert local.sql("SELECT count(*) FROM words") == "51"
     assert local.databases() == [local.db]
     assert local.run("verify", backup_id) == ExitCode.CORRUPT

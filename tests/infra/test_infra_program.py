@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from infra_testing import env_of, one, only, pod_spec
+from infra_testing import backup_cronjob, env_of, one, only, pod_spec
 
 from infra.mock_run import ProgramRun, collect_resources, run_program
 
@@ -23,7 +23,7 @@ def test_inventory_of_each_stack(runs: dict[str, ProgramRun]) -> None:
     common = {
         "kubernetes:core/v1:PersistentVolumeClaim": 1,
         "kubernetes:core/v1:ConfigMap": 1,
-        CRONJOB: 1,
+        CRONJOB: 2,  # the backup and the monthly restore drill
         "kubernetes:core/v1:ServiceAccount": 2,
         "kubernetes:rbac.authorization.k8s.io/v1:Role": 1,
         "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
@@ -41,7 +41,8 @@ def test_inventory_of_each_stack(runs: dict[str, ProgramRun]) -> None:
     }
     assert inventory(runs["staging"]) == Counter(common)
     lock = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
-    assert inventory(runs["production"]) == Counter({**common, lock: 1})
+    rule = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"  # alerts: production only
+    assert inventory(runs["production"]) == Counter({**common, lock: 1, rule: 1})
 
 
 def test_components_parent_every_resource(runs: dict[str, ProgramRun]) -> None:
@@ -85,7 +86,7 @@ def test_exports_name_what_the_jobs_need(runs: dict[str, ProgramRun]) -> None:
 
 
 def test_cronjob_is_safe_to_leave_alone(runs: dict[str, ProgramRun]) -> None:
-    cronjob = one(runs["production"].resources, CRONJOB)
+    cronjob = backup_cronjob(runs["production"].resources)
     spec = cronjob.inputs["spec"]
     assert cronjob.inputs["metadata"]["name"] == "vocab-app-postgres-backup"
     assert spec["schedule"] == "0 2 * * *" and spec["timeZone"] == "Etc/UTC"
@@ -100,7 +101,7 @@ def test_cronjob_is_safe_to_leave_alone(runs: dict[str, ProgramRun]) -> None:
 
 
 def test_pods_run_restricted(runs: dict[str, ProgramRun]) -> None:
-    pod = pod_spec(one(runs["staging"].resources, CRONJOB))
+    pod = pod_spec(backup_cronjob(runs["staging"].resources))
     assert pod["automountServiceAccountToken"] is False
     assert pod["serviceAccountName"] == "vocab-app-postgres-backup"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -126,7 +127,7 @@ def test_pods_run_restricted(runs: dict[str, ProgramRun]) -> None:
 
 
 def test_containers_follow_the_contract(runs: dict[str, ProgramRun]) -> None:
-    pod = pod_spec(one(runs["production"].resources, CRONJOB))
+    pod = pod_spec(backup_cronjob(runs["production"].resources))
     backup = env_of(pod["initContainers"][0])
     assert backup["PGHOST"] == "vocab-app-postgres" and backup["PGPORT"] == "5432"
     assert backup["PGDATABASE"] == "vocab_app_production"
@@ -280,7 +281,7 @@ def test_access_key_mode_keeps_keys_in_secrets() -> None:
     }
     assert set(secrets) == {"vocab-app-postgres-backup-aws", "vocab-app-postgres-restore-aws"}
     assert secrets["vocab-app-postgres-backup-aws"]["stringData"]["credentials"] == "[secret]"
-    upload = pod_spec(one(resources, CRONJOB))["containers"][0]
+    upload = pod_spec(backup_cronjob(resources))["containers"][0]
     assert env_of(upload)["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/pgbackup/aws/credentials"
     accounts = only(resources, "kubernetes:core/v1:ServiceAccount")
     assert all(not a.inputs["metadata"].get("annotations") for a in accounts)
@@ -292,13 +293,18 @@ def test_several_databases_get_their_own_objects() -> None:
         {"databases": [{"name": "vocab_app_production"}, {"name": "audit"}]},
     )
     names = sorted(c.inputs["metadata"]["name"] for c in only(run.resources, CRONJOB))
-    assert names == ["vocab-app-postgres-backup", "vocab-app-postgres-backup-audit"]
+    assert names == [
+        "vocab-app-postgres-backup",
+        "vocab-app-postgres-backup-audit",
+        "vocab-app-postgres-restore-drill",
+        "vocab-app-postgres-restore-drill-audit",
+    ]
     assert run.exports["pvcNames"] == [
         "vocab-app-postgres-backup-pvc",
         "vocab-app-postgres-backup-pvc-audit",
     ]
     role = one(run.resources, "kubernetes:rbac.authorization.k8s.io/v1:Role")
-    assert role.inputs["rules"][0]["resourceNames"] == names
+    assert sorted(role.inputs["rules"][0]["resourceNames"]) == names
 
 
 def test_helm_pvc_is_adopted_when_asked() -> None:
@@ -312,7 +318,7 @@ def test_explicit_cluster_survives_a_lost_one() -> None:
     resources = collect_resources("production", {"kubeconfig": "apiVersion: v1\nkind: Config\n"})
     provider = one(resources, "pulumi:providers:kubernetes")
     assert provider.inputs["deleteUnreachable"] in (True, "true")
-    cronjob = one(resources, CRONJOB)
+    cronjob = backup_cronjob(resources)
     assert cronjob.provider is not None and provider.urn in cronjob.provider
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -41,7 +42,9 @@ def test_render_writes_one_file_per_object(rendered: dict[str, Path]) -> None:
     assert kinds == [
         "ConfigMap",
         "CronJob",
+        "CronJob",
         "PersistentVolumeClaim",
+        "PrometheusRule",
         "Role",
         "RoleBinding",
         "ServiceAccount",
@@ -67,6 +70,10 @@ def test_every_object_passes_strict_schema_validation(
 ) -> None:
     for folder in rendered.values():
         for path, doc in manifests(folder):
+            if doc["kind"] == "PrometheusRule":
+                # A custom resource: its schema ships with the Prometheus Operator, not with
+                # Kubernetes; test_prometheus_rule_matches_the_operator_schema checks it.
+                continue
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as error:
@@ -101,7 +108,8 @@ def test_checkov_finds_nothing(rendered: dict[str, Path]) -> None:
         for c in r["results"]["failed_checks"]
     ]
     assert failed == []
-    assert sum(r["summary"]["resource_count"] for r in reports) == 14
+    # staging 8 objects, production 9 (its PrometheusRule), as rendered
+    assert sum(r["summary"]["resource_count"] for r in reports) == 17
     assert sum(r["summary"]["passed"] for r in reports) > 100
     assert sum(r["summary"]["skipped"] for r in reports) == 0
 
@@ -109,7 +117,7 @@ def test_checkov_finds_nothing(rendered: dict[str, Path]) -> None:
 def test_render_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "staging"
     assert pgbackup(["render", "--stack", "staging", "--out", str(out)]) == 0
-    assert "7 Kubernetes objects" in capsys.readouterr().out
+    assert "8 Kubernetes objects" in capsys.readouterr().out
     assert (out / "kubernetes" / "cronjob-vocab-app-postgres-backup.yaml").is_file()
 
 
@@ -126,3 +134,63 @@ def test_render_command_refuses_bad_config(
     code = pgbackup(["render", "-s", "broken", "--project-dir", str(project), "--out", str(out)])
     assert code == 78
     assert "pgbackup:databases[0].retentionDays" in capsys.readouterr().err
+
+
+# The parts of the Prometheus Operator's PrometheusRule CRD (monitoring.coreos.com/v1) we use,
+# strict: a misspelt field fails here as the API server's structural schema would reject it.
+_DURATION = {
+    "type": "string",
+    "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+    "(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+PROMETHEUS_RULE_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object", "required": ["name", "namespace"]},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": _DURATION,
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": _DURATION,
+                                        "keep_firing_for": _DURATION,
+                                        "labels": _STRINGS,
+                                        "annotations": _STRINGS,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+
+
+def test_prometheus_rule_matches_the_operator_schema(rendered: dict[str, Path]) -> None:
+    rules = [doc for _, doc in manifests(rendered["production"]) if doc["kind"] == "PrometheusRule"]
+    assert len(rules) == 1
+    jsonschema.validate(rules[0], PROMETHEUS_RULE_SCHEMA)
