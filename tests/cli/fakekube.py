@@ -288,6 +288,22 @@ class FakeKube:
                 )
                 + "\n"
             )
+        if script == "drill.sh":
+            return (
+                json.dumps(
+                    {
+                        "event": "drill",
+                        "database": db,
+                        "id": BACKUP_ID,
+                        "tables": 4,
+                        "rows": 5600,
+                        "amcheck": "ok",
+                        "seconds": 12,
+                        "status": "passed",
+                    }
+                )
+                + "\n"
+            )
         if script == "upload.sh":
             return json.dumps({"event": "upload", "status": "ok", "sets_uploaded": 1}) + "\n"
         if script == "inventory.sh":

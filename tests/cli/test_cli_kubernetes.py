@@ -295,3 +295,41 @@ def test_status_reads_the_cronjob_and_an_inventory_job(
     assert f"Newest (offsite): {BACKUP_ID}" in out
     assert "8.0 GiB of 32.0 GiB (25%)" in out
     assert created_steps(kube) == ["inventory.sh"]
+
+
+# -- drill -----------------------------------------------------------------------------------------
+def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
+    kube: FakeKube,
+    stacks: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from infra.render import collect_resources
+    from jobs.backends.kube_runner import plain
+
+    drill = next(
+        r.inputs
+        for r in collect_resources("staging")
+        if r.type == "kubernetes:batch/v1:CronJob"
+        and r.inputs["metadata"]["name"] == "vocab-app-postgres-restore-drill"
+    )
+    kube.cronjob = {**plain(drill), "apiVersion": "batch/v1", "kind": "CronJob"}
+    kube.cronjob["metadata"].update(namespace=NAMESPACE, uid="drill-uid")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+
+    assert staging("drill") == 0
+
+    [job] = kube.created()
+    assert job["metadata"]["name"].startswith("vocab-app-postgres-restore-drill-manual-")
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job["spec"] == kube.cronjob["spec"]["jobTemplate"]["spec"]
+    pod = job["spec"]["template"]["spec"]
+    assert [c["command"][-1] for c in pod["containers"]] == ["/scripts/drill.sh"]
+    # the drill never sees the live database's password
+    assert all("secret" not in v for v in pod["volumes"])
+    assert "5600 rows match the manifest" in capsys.readouterr().out
+    record = json.loads(
+        (tmp_path / "pgbackup" / "drill-staging-vocab_app_staging.json").read_text()
+    )
+    assert record["status"] == "passed"
