@@ -49,11 +49,13 @@ class AlertsArgs:
 
 
 def _jobs_of(cronjob: str) -> str:
-    """A job_name regex for the Jobs of one CronJob: scheduled (`<cronjob>-<minutes>`) and made by
-    hand (`<cronjob>-<purpose>-<time>`), but not another CronJob whose name extends this one."""
+    """A job_name regex for the runs of one CronJob: scheduled (`<cronjob>-<minutes>`) and made by
+    hand from it (`<cronjob>-manual-<time>`, what `pgbackup backup`/`drill` create). Not the CLI's
+    other Jobs (`-inventory-`, `-verify-`, `-restore-`…: a finished listing is no backup) and not
+    a further database's CronJob whose name extends this one (`<cronjob>-analytics-<minutes>`)."""
     # Kubernetes names hold [a-z0-9.-]; only the dot is special in a regex, and a PromQL string
     # needs its backslash doubled.
-    return cronjob.replace(".", "\\\\.") + "-([a-z]+-)?[0-9]+"
+    return cronjob.replace(".", "\\\\.") + "-(manual-)?[0-9]+"
 
 
 def rules(args: AlertsArgs) -> list[dict[str, Any]]:

@@ -120,3 +120,23 @@ def test_weak_alert_settings_are_refused() -> None:
 
     with pytest.raises(ConfigError):
         AlertsArgs("ns", "r", "db", "cj", "pvc", pvc_usage_percent=120)
+
+
+def test_backup_alerts_count_only_runs_of_the_backup_cronjob() -> None:
+    """A finished inventory, verify or restore Job is no backup, nor is another database's run."""
+    import re
+
+    from infra.components.alerts import _jobs_of
+
+    pattern = re.compile(_jobs_of("vocab-app-postgres-backup"))
+    counted = ["vocab-app-postgres-backup-29412345", "vocab-app-postgres-backup-manual-20261125"]
+    ignored = [
+        "vocab-app-postgres-backup-inventory-20261125204500",
+        "vocab-app-postgres-backup-verify-20261125204500",
+        "vocab-app-postgres-backup-fetch-20261125204500",
+        "vocab-app-postgres-backup-restore-20261125204500",
+        "vocab-app-postgres-backup-swap-20261125204500",
+        "vocab-app-postgres-backup-analytics-29412345",
+    ]
+    assert [n for n in counted if pattern.fullmatch(n)] == counted
+    assert [n for n in ignored if pattern.fullmatch(n)] == []
