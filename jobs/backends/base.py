@@ -121,8 +121,10 @@ class Backend(Protocol):
 
     stack_label: str  # how the backend names where it runs, for plans ("namespace x", "local")
 
-    def run_backup(self, db: str) -> BackupResult:
-        """A new verified set of `db` on the volume (refuses with LOCKED if one is running)."""
+    def run_backup(self, db: str, keep_all: bool = False) -> BackupResult:
+        """A new verified set of `db` on the volume (refuses with LOCKED if one is running).
+        `keep_all`: delete no old set afterwards (the backup a restore takes first must not
+        remove the set about to be restored)."""
         ...
 
     def list_sets(self, db: str | None, where: Where | None = None) -> list[BackupSet]:

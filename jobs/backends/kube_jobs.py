@@ -28,6 +28,14 @@ def job_name(base: str, purpose: str, now: datetime | None = None) -> str:
     return f"{base[: 63 - len(suffix)].rstrip('-')}{suffix}"
 
 
+def add_env(job: dict[str, Any], values: dict[str, str]) -> None:
+    """Set these variables in every container of a Job's pod (initContainers too)."""
+    pod = job["spec"]["template"]["spec"]
+    for container in [*(pod.get("initContainers") or []), *pod["containers"]]:
+        env = [e for e in container.get("env") or [] if e["name"] not in values]
+        container["env"] = env + [{"name": k, "value": v} for k, v in values.items()]
+
+
 def manual_job(cronjob: dict[str, Any], name: str) -> dict[str, Any]:
     """What `kubectl create job NAME --from=cronjob/X` creates: the jobTemplate's spec, labels and
     annotations plus `cronjob.kubernetes.io/instantiate: manual`, owned by the CronJob."""

@@ -178,7 +178,7 @@ class KubernetesBackend(JobRunner):
         return {"S3_BUCKET": grant.bucket, "S3_PREFIX": grant.prefix}
 
     # -- the API -----------------------------------------------------------------------------
-    def run_backup(self, db: str) -> BackupResult:
+    def run_backup(self, db: str, keep_all: bool = False) -> BackupResult:
         active = self._active_jobs(db)
         if active:
             raise PgBackupError(
@@ -189,6 +189,8 @@ class KubernetesBackend(JobRunner):
         objects = self._objects(db)
         cronjob = self._cronjob(db)
         manifest = kube_jobs.manual_job(cronjob, kube_jobs.job_name(objects.cronjob, "manual"))
+        if keep_all:
+            kube_jobs.add_env(manifest, {"SKIP_RETENTION": "1"})
         logs = self._run_job(manifest, "backup")
         backups = [line for line in steps.json_lines(logs) if line.get("event") == "backup"]
         result = backups[-1] if backups else steps.summary(logs, "backup")

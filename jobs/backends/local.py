@@ -175,8 +175,8 @@ class LocalBackend:
         return {"S3_BUCKET": store.bucket, "S3_PREFIX": store.prefix}
 
     # -- the API -----------------------------------------------------------------------------
-    def run_backup(self, db: str) -> BackupResult:
-        stdout, _ = self._run("backup.sh", db)
+    def run_backup(self, db: str, keep_all: bool = False) -> BackupResult:
+        stdout, _ = self._run("backup.sh", db, {"SKIP_RETENTION": "1"} if keep_all else None)
         result = steps.summary(stdout, "backup.sh")
         if self.settings.bucket:
             self._run("upload.sh", db)

@@ -275,10 +275,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ui.confirm_typed(args.to_db or database, args.yes, f"restoring {database}")
 
+    if where == "volume" and not backup_id.endswith(".sql.gz"):
+        # A damaged set is refused before the fresh backup and anything else is done.
+        # (An offsite set is checked by the fetch, before anything is touched too.)
+        with ui.step(f"verifying {source_db}/{backup_id}"):
+            checked = backend.verify(source_db, backup_id, "volume")
+        if not checked.ok:
+            raise PgBackupError(
+                f"set {backup_id} of {source_db} did not verify ({checked.detail})",
+                "choose another set (pgbackup list) or fetch this one again from offsite",
+                ExitCode.CORRUPT,
+            )
     fresh_id = ""
     if plan.fresh_backup:
         with ui.step(f"fresh backup of {database}"):
-            fresh_id = backend.run_backup(database).id
+            fresh_id = backend.run_backup(database, keep_all=True).id
     if where == "offsite":
         with ui.step(f"fetching {source_db}/{backup_id} from offsite"):
             backend.fetch(

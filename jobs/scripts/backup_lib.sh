@@ -202,8 +202,14 @@ delete_set() {
 # apply_retention: delete verified sets older than RETENTION_DAYS beyond the newest KEEP_MIN;
 # incomplete ones (no verified manifest, or .partial) once untouched for a day, never counted.
 # Then logs older than RETENTION_DAYS. Runs under the database lock, after a successful backup.
+# SKIP_RETENTION=1 (the fresh backup a restore takes first) deletes nothing: the set about to be
+# restored may be the oldest one kept; the next scheduled run applies retention.
 apply_retention() {
   local now id path age verified=0 deleted=0 max_age=$((RETENTION_DAYS * 86400)) log_file
+  if [[ "${SKIP_RETENTION:-0}" == 1 ]]; then
+    log "retention: skipped (SKIP_RETENTION=1, a backup taken before a restore)"
+    return 0
+  fi
   now="$(date -u +%s)"
   while IFS= read -r id; do
     path="$DB_DIR/$id"

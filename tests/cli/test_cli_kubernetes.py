@@ -149,6 +149,7 @@ def test_restore_scales_down_swaps_and_scales_back_to_the_recorded_replicas(
     ]
     assert order == [
         "inventory.sh",
+        "verify.sh",  # the chosen set, before anything else is done
         "upload.sh",  # the fresh backup: a manual Job of the CronJob (backup, then upload)
         "restore.sh:prepare",
         "scale=0",
@@ -156,6 +157,8 @@ def test_restore_scales_down_swaps_and_scales_back_to_the_recorded_replicas(
         "scale=3",
     ]
     assert kube.replicas == {"vocab-app-api": 3}
+    # the fresh backup deletes no old set (it might be the one being restored)
+    assert env_of(kube.job_for("upload.sh"))["SKIP_RETENTION"] == "1"
     out = capsys.readouterr().out
     assert f"kept as vocab_app_staging__pre_restore_{BACKUP_ID}" in out
     assert "kubectl -n vocab-app-staging rollout status deployment/vocab-app-api" in out
@@ -211,7 +214,7 @@ def test_restore_to_a_new_database_does_not_scale_or_swap(
     kube: FakeKube, stacks: dict[str, str]
 ) -> None:
     assert staging("restore", BACKUP_ID, "--to", "vocab_copy", "--yes") == 0
-    assert created_steps(kube) == ["inventory.sh", "restore.sh:all"]
+    assert created_steps(kube) == ["inventory.sh", "verify.sh", "restore.sh:all"]
     assert not [c for c in kube.calls if c[0] == "scale"]
     assert env_of(kube.job_for("restore.sh:all"))["TARGET_DATABASE"] == "vocab_copy"
 

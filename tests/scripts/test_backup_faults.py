@@ -168,11 +168,16 @@ def test_ten_failed_runs_never_cost_the_last_verified_set(
     # Both verified sets kept (KEEP_MIN=2); old incomplete ones gone; the recent .partial stays.
     assert remaining == sorted(["20200101t020000z", summary(ok)["id"], recent_partial.name])
 
+    # The backup a restore takes first deletes nothing, even what retention would.
+    kept = run_script("backup.sh", {**env, "KEEP_MIN": "1", "SKIP_RETENTION": "1"})
+    assert kept.returncode == 0, kept.stderr
+    assert "20200101t020000z" in complete_sets(backup_dir, dbname)
+
     # With KEEP_MIN=1 the expired set goes, and only then.
     ok = run_script("backup.sh", {**env, "KEEP_MIN": "1"})
     assert ok.returncode == 0, ok.stderr
     assert "20200101t020000z" not in complete_sets(backup_dir, dbname)
-    assert len(complete_sets(backup_dir, dbname)) == 2
+    assert len(complete_sets(backup_dir, dbname)) == 3
 
 
 def test_pg_dump_older_than_the_server_is_refused(
