@@ -7,6 +7,7 @@ provider must live outside the cluster that was lost. `StackEngine` is all the r
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,7 +77,24 @@ class AutomationStack:
     def set_config(self, key: str, value: str, secret: bool = False, path: bool = False) -> None:
         from pulumi import automation as auto
 
-        self._require().set_config(key, auto.ConfigValue(value=value, secret=secret), path=path)
+        if not secret:
+            self._require().set_config(key, auto.ConfigValue(value=value), path=path)
+            return
+        # The Automation API passes values in argv, where `ps` shows them to everyone on the
+        # machine: a secret (the new cluster's kubeconfig) goes through stdin instead, which
+        # `pulumi config set` reads when no value is given.
+        argv = ["pulumi", "config", "set", "--secret", "--stack", self._require().name, key]
+        if path:
+            argv.insert(4, "--path")
+        done = subprocess.run(
+            argv, input=value, text=True, capture_output=True, cwd=self.project_dir, check=False
+        )
+        if done.returncode != 0:
+            raise PgBackupError(
+                f"pulumi could not set {key}: {_last_line(Exception(done.stderr))}",
+                "check `pulumi whoami` and the stack's secrets provider, then re-run",
+                ExitCode.CONFIG,
+            )
 
     def up(self, on_output: Callable[[str], Any]) -> dict[str, Any]:
         from pulumi import automation as auto

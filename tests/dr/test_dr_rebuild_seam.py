@@ -4,6 +4,7 @@ what they were asked; everything else (ordering, resume state, report) is the re
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,34 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     for step in ("select", "configure", "up", "wait_ready", "fetch", "restore", "verify"):
         assert step in plan
     assert str(state_file) in plan
+
+
+def test_a_secret_config_value_reaches_pulumi_on_stdin_never_in_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ps` shows every process's argv: the new cluster's kubeconfig must not be there."""
+    from types import SimpleNamespace
+
+    from jobs.dr.pulumi_stack import AutomationStack
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pulumi"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    engine = AutomationStack("production", tmp_path)
+    engine._stack = SimpleNamespace(name="organization/pgbackup/production")
+
+    engine.set_config(KUBECONFIG_KEY, "apiVersion: v1\ntoken: s3cr3t\n", secret=True)
+
+    argv = (tmp_path / "argv").read_text()
+    assert argv.split() == [
+        "config",
+        "set",
+        "--secret",
+        "--stack",
+        "organization/pgbackup/production",
+        KUBECONFIG_KEY,
+    ]
+    assert "s3cr3t" in (tmp_path / "stdin").read_text()
