@@ -209,9 +209,12 @@ class OffsiteStore:
             )
         partial = to_dir / f"{backup_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        to_dir.mkdir(parents=True, exist_ok=True)
         files = [e for e in manifest.get("files") or [] if isinstance(e, dict)]
+        # globals.sql holds role password hashes: everything is private to the operator.
+        previous_umask = os.umask(0o077)
         try:
+            partial.mkdir()
             total = self._download_files(db, backup_id, files, partial)
             if not (partial / "SHA256SUMS").exists():
                 self._get(self._key(db, backup_id, "SHA256SUMS"), partial / "SHA256SUMS")
@@ -222,6 +225,8 @@ class OffsiteStore:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)  # never a partial set left behind
             raise
+        finally:
+            os.umask(previous_umask)
         return DownloadResult(database=db, id=backup_id, path=final, bytes=total, files=len(files))
 
 

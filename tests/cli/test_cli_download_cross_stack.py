@@ -77,6 +77,8 @@ def test_kubernetes_download_reads_the_bucket_directly_and_checks_every_file(
 
     assert result.id == backup_id and result.path == tmp_path / "good" / backup_id
     assert (result.path / "manifest.json").exists() and result.files > 0
+    # role password hashes stay private to the operator
+    assert (result.path / "globals.sql").stat().st_mode & 0o077 == 0
     client = local.s3.client()
     key = f"postgres/{local.db}/{backup_id}/globals.sql"
     client.put_object(Bucket=local.bucket, Key=key, Body=b"-- tampered")
