@@ -302,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
     if args.to_db:
         print_checks(plan, None, target, fresh_id, None)
         return 0
-    result, downtime = swap_with_app_down(backend, prepared, replicas)
+    # Read again now: the prepare may have taken hours, and an autoscaler or a rollout may have
+    # changed the counts the plan showed. These are the counts the app gets back.
+    result, downtime = swap_with_app_down(backend, prepared, backend.app_replicas())
     print_checks(plan, result, target, fresh_id, downtime)
     return 0
