@@ -73,6 +73,8 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
     "drill": {},
     "alerts": {},
 }
+# An S3 key prefix: no leading or trailing slash, never empty (IAM grants are scoped by it).
+PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^[A-Za-z0-9]$"
 REQUIRED_KEYS = ("namespace", "images", "postgres", "databases", "offsite")
 SECRET_KEYS = ("kubeconfig",)
 OPTIONAL_KEYS = ("kubeContext",)
@@ -393,7 +395,7 @@ def _offsite(r: Reader, release: str) -> OffsiteConfig:
     )
     bucket = check_bucket_name(r, "bucketName")
     prefix = r.string(
-        "prefix", default="postgres", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^.$"
+        "prefix", default="postgres", pattern=PREFIX_PATTERN
     )
     retention = r.number("retentionDays", default=90, minimum=1)
     transition = None
@@ -445,7 +447,8 @@ def _cross_stack(r: Reader) -> CrossStackRead:
     return CrossStackRead(
         stack=r.string("stack"),
         bucket_name=check_bucket_name(r, "bucketName"),
-        prefix=r.string("prefix", default="postgres"),
+        # Validated like our own: an empty or "/" prefix would grant read on the whole bucket.
+        prefix=r.string("prefix", default="postgres", pattern=PREFIX_PATTERN),
         kms_key_arn=r.opt_string("kmsKeyArn"),
     )
 
