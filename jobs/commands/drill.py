@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +122,20 @@ def _kubernetes_drill(target: Any, db: str) -> dict[str, Any]:
     return summary(logs, "drill.sh")
 
 
+def drill_record(target: Any, db: str) -> Path:
+    """Where the last drill's result is kept (what `status` shows): beside the sets locally; on
+    Kubernetes the Job's status is the record, and a copy stays on the operator's machine."""
+    if isinstance(target.backend, LocalBackend):
+        return Path(target.backend.backup_dir) / db / RESULT_FILE
+    return default_state_file(target.stack_name).with_name(f"drill-{target.stack_name}-{db}.json")
+
+
 def run(args: argparse.Namespace) -> int:
     target = open_backend(args)
     db = target.database
     try:
         if isinstance(target.backend, LocalBackend):
             result = _local_drill(target.backend, db, args.where, args.backup_id)
-            record = target.backend.backup_dir / db / RESULT_FILE
         else:
             if args.where != "volume" or args.backup_id != "latest":
                 raise PgBackupError(
@@ -136,9 +144,6 @@ def run(args: argparse.Namespace) -> int:
                     ExitCode.USAGE,
                 )
             result = _kubernetes_drill(target, db)
-            record = default_state_file(target.stack_name).with_name(
-                f"drill-{target.stack_name}-{db}.json"
-            )
     except PgBackupError as error:
         failed = {
             "event": "drill",
@@ -146,11 +151,13 @@ def run(args: argparse.Namespace) -> int:
             "status": "failed",
             "exit_code": int(error.code),
             "error": str(error),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if isinstance(target.backend, LocalBackend) and target.backend.backup_dir.exists():
-            write_result(target.backend.backup_dir / db / RESULT_FILE, failed)
+            write_result(drill_record(target, db), failed)
         info(paint(f"drill FAILED: {error.message}", "red"))
         raise
+    record = drill_record(target, db)
     write_result(record, result)
     out(
         f"drill passed: set {result.get('id')} of {db} restored on a throwaway server, "

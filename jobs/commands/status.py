@@ -7,10 +7,13 @@ usage comes from a short inventory Job on the Kubernetes backend (from `BACKUP_D
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from jobs import ui
 from jobs.backends import add_local_options, open_backend
 from jobs.backends.base import BackupSet, StatusReport
+from jobs.commands.drill import drill_record
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +61,21 @@ def print_report(report: StatusReport) -> None:
         ui.out(ui.paint(f"note: {note}", "dim"))
 
 
+def _last_drill(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "none recorded (pgbackup drill)"
+    when = record.get("finished_at") or ""
+    if record.get("status") == "passed":
+        return ui.paint(
+            f"passed {when} (set {record.get('id')}, {record.get('rows')} rows)", "green"
+        )
+    return ui.paint(f"FAILED {when}: {record.get('error', '')}", "red")
+
+
 def run(args: argparse.Namespace) -> int:
     target = open_backend(args)
     print_report(target.backend.status(target.database))
+    ui.out(f"Last drill:       {_last_drill(drill_record(target, target.database))}")
     return 0

@@ -19,7 +19,10 @@ def _use_server(monkeypatch: pytest.MonkeyPatch, pg: LocalPostgres, database: st
 
 
 def test_drill_passes_records_its_result_and_leaves_the_live_server_alone(
-    pg: LocalPostgres, backed_up: BackedUp, monkeypatch: pytest.MonkeyPatch
+    pg: LocalPostgres,
+    backed_up: BackedUp,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _use_server(monkeypatch, pg, backed_up.database)
     databases = pg.psql("SELECT datname FROM pg_database ORDER BY 1")
@@ -37,6 +40,10 @@ def test_drill_passes_records_its_result_and_leaves_the_live_server_alone(
     record = json.loads((backed_up.backup_dir / backed_up.database / RESULT_FILE).read_text())
     assert record["status"] == "passed" and record["id"] == backed_up.id
     assert pg.psql("SELECT datname FROM pg_database ORDER BY 1") == databases
+    local = ["--local", "status", "--database", backed_up.database]
+    capsys.readouterr()
+    assert pgbackup([*local, "--backup-dir", str(backed_up.backup_dir)]) == 0
+    assert "Last drill:       passed" in capsys.readouterr().out
 
 
 def test_a_corrupt_set_fails_the_drill_with_exit_65_and_records_the_failure(
@@ -61,3 +68,6 @@ def test_a_corrupt_set_fails_the_drill_with_exit_65_and_records_the_failure(
     assert "CORRUPT" in capsys.readouterr().err
     record = json.loads((backed_up.backup_dir / backed_up.database / RESULT_FILE).read_text())
     assert record["status"] == "failed" and record["exit_code"] == 65
+    local = ["--local", "status", "--database", backed_up.database]
+    assert pgbackup([*local, "--backup-dir", str(backed_up.backup_dir)]) == 0
+    assert "Last drill:       FAILED" in capsys.readouterr().out
