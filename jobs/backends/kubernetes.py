@@ -271,9 +271,7 @@ class KubernetesBackend(JobRunner):
         source_stack: str | None = None,
         source_database: str | None = None,
     ) -> str:
-        env = {"BACKUP_ID": backup_id, **self._s3_env(source_stack)}
-        if source_database:
-            env["DATABASE"] = source_database
+        env = {**steps.fetch_env(backup_id, source_database), **self._s3_env(source_stack)}
         result = self._step(
             db,
             "fetch",
@@ -289,11 +287,7 @@ class KubernetesBackend(JobRunner):
         target: str | None = None,
         source_database: str | None = None,
     ) -> PreparedRestore:
-        env = {"BACKUP_ID": backup_id, "RESTORE_STEP": "all" if target else "prepare"}
-        if target:  # a new database: restored and checked in one go, nothing to swap
-            env["TARGET_DATABASE"] = target
-        if source_database and source_database != db:
-            env["SOURCE_DATABASE"] = source_database
+        env = steps.restore_env(db, backup_id, target, source_database)
         result = self._step(
             db,
             "restore",

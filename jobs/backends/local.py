@@ -263,9 +263,7 @@ class LocalBackend:
         source_stack: str | None = None,
         source_database: str | None = None,
     ) -> str:
-        extra = {"BACKUP_ID": backup_id, **self._s3_env(source_stack)}
-        if source_database:
-            extra["DATABASE"] = source_database
+        extra = {**steps.fetch_env(backup_id, source_database), **self._s3_env(source_stack)}
         stdout, _ = self._run("fetch.sh", db, extra)
         return str(steps.summary(stdout, "fetch.sh").get("id", backup_id))
 
@@ -276,11 +274,7 @@ class LocalBackend:
         target: str | None = None,
         source_database: str | None = None,
     ) -> PreparedRestore:
-        extra = {"BACKUP_ID": backup_id, "RESTORE_STEP": "all" if target else "prepare"}
-        if target:  # a new database: restored and checked in one go, nothing to swap
-            extra["TARGET_DATABASE"] = target
-        if source_database and source_database != db:
-            extra["SOURCE_DATABASE"] = source_database
+        extra = steps.restore_env(db, backup_id, target, source_database)
         stdout, _ = self._run("restore.sh", db, extra)
         result = steps.summary(stdout, "restore.sh")
         restored_id = str(result.get("id", backup_id))

@@ -108,3 +108,25 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
             )
         )
     return sorted(sets, key=lambda s: s.id, reverse=True), volume
+
+
+# -- the environment of a step, the same whichever backend runs it ------------------------------
+def fetch_env(backup_id: str, source_database: str | None) -> dict[str, str]:
+    """fetch.sh's variables (`DATABASE`: the set's database when it is another stack's)."""
+    env = {"BACKUP_ID": backup_id}
+    if source_database:
+        env["DATABASE"] = source_database
+    return env
+
+
+def restore_env(
+    db: str, backup_id: str, target: str | None, source_database: str | None
+) -> dict[str, str]:
+    """restore.sh's variables: `prepare` into the side database (the swap comes later), or `all`
+    into `target`, a new database, with nothing to swap."""
+    env = {"BACKUP_ID": backup_id, "RESTORE_STEP": "all" if target else "prepare"}
+    if target:
+        env["TARGET_DATABASE"] = target
+    if source_database and source_database != db:
+        env["SOURCE_DATABASE"] = source_database
+    return env
