@@ -394,9 +394,7 @@ def _offsite(r: Reader, release: str) -> OffsiteConfig:
         "kmsDeletionWindowDays",
     )
     bucket = check_bucket_name(r, "bucketName")
-    prefix = r.string(
-        "prefix", default="postgres", pattern=PREFIX_PATTERN
-    )
+    prefix = r.string("prefix", default="postgres", pattern=PREFIX_PATTERN)
     retention = r.number("retentionDays", default=90, minimum=1)
     transition = None
     if r.raw.get("transition") not in (None, {}):

@@ -61,6 +61,7 @@ if ((PG_DUMP_MAJOR < SERVER_MAJOR)); then
     "run the backup in the postgres:$SERVER_MAJOR image (or newer)"
 fi
 resolve_compression "$PG_DUMP_MAJOR"
+fall_back_to_gzip_if_no_room "$BACKUP_DIR"
 log "server $SERVER_VERSION, pg_dump $PG_DUMP_VERSION, compression $COMPRESS_METHOD, $DUMP_JOBS jobs"
 warn_if_volume_looks_small
 

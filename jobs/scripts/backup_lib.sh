@@ -2,6 +2,9 @@
 # shellcheck shell=bash
 # The steps of backup.sh, one function each. Sourced by backup.sh after common.sh and pg.sh; they
 # read and set backup.sh's globals (DB, ID, PARTIAL, DB_DIR, ...), documented at each function.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=compress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/compress.sh"
 
 # die_write_failed WHAT: a write on the backup volume failed; say whether the volume is full.
 die_write_failed() {
@@ -26,53 +29,6 @@ warn_if_volume_looks_small() {
   fi
 }
 
-# pg_dump_supports METHOD: whether this pg_dump build can compress with METHOD. pg_dump checks
-# the compression option before it connects, so probing against a socket that cannot exist
-# answers without touching any server.
-pg_dump_supports() {
-  local out
-  out="$(pg_dump --compress="$1" --schema-only -f /dev/null \
-    -d "host=/nonexistent-pgbackup-probe port=1 dbname=probe connect_timeout=1" 2>&1 || true)"
-  ! grep -qi 'compress' <<<"$out"
-}
-
-# resolve_compression PG_DUMP_MAJOR: COMPRESSION (auto|zstd|lz4|gzip|none[:level]) ->
-# COMPRESS_METHOD and the pg_dump arguments COMPRESS_ARGS.
-resolve_compression() {
-  local major="$1" method="${COMPRESSION%%:*}" level="" candidate
-  [[ "$COMPRESSION" == *:* ]] && level="${COMPRESSION#*:}"
-  [[ -z "$level" || "$level" =~ ^[0-9]+$ ]] ||
-    die "$EX_CONFIG" "COMPRESSION level '$level' is not a number" "use e.g. COMPRESSION=zstd:3"
-  case "$method" in
-    auto)
-      method=gzip
-      if ((major >= 16)); then
-        for candidate in zstd lz4; do
-          if pg_dump_supports "$candidate"; then method="$candidate" && break; fi
-        done
-      fi
-      ;;
-    zstd | lz4)
-      if ((major < 16)) || ! pg_dump_supports "$method"; then
-        die "$EX_CONFIG" "this pg_dump ($(tool_version pg_dump)) cannot compress with $method" \
-          "use COMPRESSION=auto or gzip, or run in a postgres:16 (or newer) image"
-      fi
-      ;;
-    gzip | none) ;;
-    *) die "$EX_CONFIG" "COMPRESSION '$COMPRESSION' is not one of auto, zstd, lz4, gzip, none" \
-      "set COMPRESSION to auto (the best this pg_dump supports)" ;;
-  esac
-  COMPRESS_METHOD="$method"
-  COMPRESS_ARGS=()
-  if ((major >= 16)); then
-    COMPRESS_ARGS=("--compress=$method${level:+:$level}")
-  elif [[ "$method" == none ]]; then
-    COMPRESS_ARGS=("--compress=0")
-  elif [[ -n "$level" ]]; then
-    COMPRESS_ARGS=("--compress=$level")
-  fi
-}
-
 # dump_globals FILE: roles, memberships, role settings (pg_dumpall --globals-only). The file
 # holds password hashes: mode 0600, never printed. Without superuser, dump without passwords.
 dump_globals() {
@@ -92,7 +48,8 @@ dump_globals() {
 
 # dump_database DUMP_DIR: the directory-format dump, taken in a snapshot that a psql session
 # exports and keeps open until pg_dump is done; the same session counts the rows in that
-# snapshot meanwhile. Sets TABLES_JSON and ROW_COUNTS_MODE.
+# snapshot meanwhile. Sets TABLES_JSON and ROW_COUNTS_MODE. On the external zstd route the data
+# files are then compressed, their sums kept in $PRIVATE_TMP/zstd.sums for write_checksums.
 dump_database() {
   local dump_dir="$1" table_bytes snapshot="" rc=0
   # relpages, not pg_relation_size(): no lock, so a table locked by the app cannot stall us here.
@@ -132,13 +89,25 @@ dump_database() {
   printf '%s\n' "COMMIT;" '\q' >&"${SNAPSHOT_SESSION[1]}"
   wait "$SNAPSHOT_SESSION_PID" 2>/dev/null || true
   log "pg_dump done: $(dir_bytes "$dump_dir") bytes"
+  if [[ "$COMPRESS_ROUTE" == external ]]; then
+    run_child compress_data_files "$dump_dir" "$PRIVATE_TMP/zstd.sums"
+    log "zstd -$ZSTD_LEVEL done: $(dir_bytes "$dump_dir") bytes"
+  fi
 }
 
-# write_checksums SET_DIR: SHA256SUMS over every file but itself and the manifest.
+# write_checksums SET_DIR: SHA256SUMS over every file but itself and the manifest. The sums of
+# the files zstd wrote come from its stream ($PRIVATE_TMP/zstd.sums); the rest are read here.
 write_checksums() {
-  local dir="$1"
-  (cd "$dir" && sha256sum -- globals.sql dump/* >SHA256SUMS.tmp) 2>"$PRIVATE_TMP/sums.err" ||
-    die_write_failed "write $dir/SHA256SUMS"
+  local dir="$1" known="$PRIVATE_TMP/zstd.sums"
+  [[ "$COMPRESS_ROUTE" == external ]] || known=/dev/null
+  (
+    cd "$dir" || exit 1
+    files=(globals.sql)
+    for path in dump/*; do
+      [[ "$known" != /dev/null && "$path" == *.dat.zst ]] || files+=("$path")
+    done
+    { sha256sum -- "${files[@]}" && cat -- "$known"; } | LC_ALL=C sort -k 2 >SHA256SUMS.tmp
+  ) 2>"$PRIVATE_TMP/sums.err" || die_write_failed "write $dir/SHA256SUMS"
   mv -- "$dir/SHA256SUMS.tmp" "$dir/SHA256SUMS"
 }
 

@@ -7,6 +7,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/restore_sql.sh"
 # shellcheck source=globals.sh
 source "$(dirname "${BASH_SOURCE[0]}")/globals.sh"
+# shellcheck source=compress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/compress.sh"
 
 PREPARED_MARK="pgbackup: prepared from backup"
 
@@ -89,6 +91,7 @@ verify_source() {
   wanted="$(manifest_field "$MANIFEST" archive_version || true)"
   [[ -z "$wanted" || "$listed" == "$wanted" ]] || die "$EX_CORRUPT" \
     "backup $ID's archive is version $listed, its manifest says $wanted" "choose another set"
+  require_zstd_reader "$MANIFEST"
   log "backup $ID verified: checksums match, archive $listed readable by pg_restore $(tool_version pg_restore)"
 }
 
@@ -183,9 +186,11 @@ prepare_database() {
   log "created $into; loading the dump"
 
   if [[ "$SOURCE_KIND" == set ]]; then
+    open_dump_for_restore "$SOURCE_PATH/dump"
     run_child pg_restore -w -j "$DUMP_JOBS" --exit-on-error -d "$(conninfo_db "$into")" \
-      "$SOURCE_PATH/dump" 2>"$PRIVATE_TMP/restore.err" || rc=$?
+      "$RESTORE_DUMP" 2>"$PRIVATE_TMP/restore.err" || rc=$?
     ((rc == 0)) || fail_pg_step "pg_restore into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
+    close_dump_streams
   else
     run_child load_legacy_dump "$into" 2>"$PRIVATE_TMP/restore.err" || rc=$?
     ((rc == 0)) || fail_pg_step "loading $BACKUP_ID into $into (exit $rc)" "$PRIVATE_TMP/restore.err"

@@ -202,7 +202,7 @@ def test_unknown_compression_is_a_config_error(
     env = script_env(pg, base_env, dbname, backup_dir, COMPRESSION="brotli")
     result = run_script("backup.sh", env)
     assert result.returncode == 78 and "COMPRESSION" in error_line(result)
-    env = script_env(pg, base_env, dbname, backup_dir, COMPRESSION="zstd")
+    env = script_env(pg, base_env, dbname, backup_dir, COMPRESSION="lz4")  # pg_dump 15: gzip only
     result = run_script("backup.sh", env)
-    assert result.returncode == 78 and "cannot compress with zstd" in error_line(result)
+    assert result.returncode == 78 and "cannot compress with lz4" in error_line(result)
     assert complete_sets(backup_dir, dbname) == []

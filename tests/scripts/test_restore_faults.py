@@ -52,7 +52,8 @@ def test_flipped_byte_is_refused_before_anything_is_touched(
 ) -> None:
     env, _ = _backed_up(pg, base_env, dbname, backup_dir)
     data = max(
-        (latest_set(backup_dir, dbname) / "dump").glob("*.dat.gz"), key=lambda p: p.stat().st_size
+        (latest_set(backup_dir, dbname) / "dump").glob("[0-9]*.dat*"),
+        key=lambda p: p.stat().st_size,
     )
     raw = bytearray(data.read_bytes())
     raw[len(raw) // 2] ^= 0x01

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# How a set's table data is compressed, both ways. Sourced after common.sh and pg.sh by
+# backup_lib.sh (choose and apply a route) and restore_lib.sh (read a set whatever its route).
+#
+# Routes, recorded in the manifest's "compression":
+#   native    pg_dump compresses inside its -j workers: "zstd", "lz4", "gzip" (16+ for zstd/lz4)
+#   external  pg_dump 15 has gzip only, which costs most of the backup's time on one core per
+#             worker and yields a larger set than zstd. So pg_dump writes the data uncompressed
+#             and each <n>.dat is then compressed with the zstd binary (present in the postgres
+#             images) into <n>.dat.zst, its sha256 taken from the same stream: "zstd:1 (external)".
+#             pg_restore 16+ finds <n>.dat.zst by itself; pg_restore 15 reads each file as the
+#             plain <n>.dat through a named pipe fed by zstd -d (no extra disk space).
+#   none      "none"
+
+# pg_dump_supports METHOD: whether this pg_dump build can compress with METHOD. pg_dump checks
+# the compression option before it connects, so probing against a socket that cannot exist
+# answers without touching any server.
+pg_dump_supports() {
+  local out
+  command -v pg_dump >/dev/null 2>&1 || return 1
+  out="$(pg_dump --compress="$1" --schema-only -f /dev/null \
+    -d "host=/nonexistent-pgbackup-probe port=1 dbname=probe connect_timeout=1" 2>&1 || true)"
+  ! grep -qi 'compress' <<<"$out"
+}
+
+# resolve_compression PG_DUMP_MAJOR: COMPRESSION (auto|zstd|lz4|gzip|none[:level]) ->
+# COMPRESS_METHOD (the manifest's "compression"), COMPRESS_ROUTE (native|external), the pg_dump
+# arguments COMPRESS_ARGS and, for the external route, ZSTD_LEVEL.
+# auto = zstd at level 1 (as fast as gzip -1, smaller than gzip -6): native when this pg_dump has
+# it, else external when a zstd binary exists, else gzip inside pg_dump.
+resolve_compression() {
+  local major="$1" method="${COMPRESSION%%:*}" level=""
+  [[ "$COMPRESSION" == *:* ]] && level="${COMPRESSION#*:}"
+  [[ -z "$level" || "$level" =~ ^[0-9]+$ ]] ||
+    die "$EX_CONFIG" "COMPRESSION level '$level' is not a number" "use e.g. COMPRESSION=zstd:3"
+  COMPRESS_ROUTE=native
+  case "$method" in
+    auto)
+      if ((major >= 16)) && pg_dump_supports zstd; then
+        method=zstd level=1
+      elif command -v zstd >/dev/null 2>&1; then
+        method=zstd level=1 COMPRESS_ROUTE=external
+      else
+        method=gzip level=""
+        log "no zstd in this image: compressing with gzip inside pg_dump"
+      fi
+      ;;
+    zstd)
+      if ((major < 16)) || ! pg_dump_supports zstd; then
+        command -v zstd >/dev/null 2>&1 || die "$EX_CONFIG" \
+          "this pg_dump ($(tool_version pg_dump)) cannot compress with zstd and there is no zstd binary" \
+          "use COMPRESSION=auto or gzip, or run in the postgres image (it has zstd)"
+        COMPRESS_ROUTE=external
+      fi
+      ;;
+    lz4)
+      if ((major < 16)) || ! pg_dump_supports lz4; then
+        die "$EX_CONFIG" "this pg_dump ($(tool_version pg_dump)) cannot compress with lz4" \
+          "use COMPRESSION=auto, zstd or gzip, or run in a postgres:16 (or newer) image"
+      fi
+      ;;
+    gzip | none) ;;
+    *) die "$EX_CONFIG" "COMPRESSION '$COMPRESSION' is not one of auto, zstd, lz4, gzip, none" \
+      "set COMPRESSION to auto (the best this pg_dump supports)" ;;
+  esac
+  COMPRESS_METHOD="$method"
+  COMPRESS_ARGS=()
+  if [[ "$COMPRESS_ROUTE" == external ]]; then
+    ZSTD_LEVEL="${level:-1}"
+    COMPRESS_METHOD="zstd:$ZSTD_LEVEL (external)"
+    COMPRESS_ARGS=("--compress=0")
+  elif ((major >= 16)); then
+    COMPRESS_ARGS=("--compress=$method${level:+:$level}")
+  elif [[ "$method" == none ]]; then
+    COMPRESS_ARGS=("--compress=0")
+  elif [[ -n "$level" ]]; then
+    COMPRESS_ARGS=("--compress=$level")
+  fi
+}
+
+# fall_back_to_gzip_if_no_room DUMP_DIR_PARENT: the external route holds the uncompressed dump on
+# the volume for a moment. With COMPRESSION=auto and less room than the database's size (an
+# upper bound: it counts indexes), compress inside pg_dump instead; with zstd asked for, warn.
+fall_back_to_gzip_if_no_room() {
+  local avail db_bytes
+  [[ "$COMPRESS_ROUTE" == external ]] || return 0
+  avail="$(df -P -B1 -- "$1" 2>/dev/null | sed -n '2p' | tr -s ' ' | cut -d' ' -f4)"
+  db_bytes="$(pg_query "$DB" "SELECT pg_database_size(current_database())")"
+  [[ "$avail" =~ ^[0-9]+$ && "$db_bytes" =~ ^[0-9]+$ ]] && ((avail < db_bytes)) || return 0
+  if [[ "${COMPRESSION%%:*}" == auto ]]; then
+    warn "only $avail bytes free for an uncompressed dump of up to $db_bytes bytes: compressing with gzip inside pg_dump instead of zstd"
+    # shellcheck disable=SC2034  # read by backup.sh and backup_lib.sh
+    COMPRESS_ROUTE=native COMPRESS_METHOD=gzip COMPRESS_ARGS=()
+  else
+    warn "only $avail bytes free; the uncompressed dump (up to $db_bytes bytes) may not fit before zstd shrinks it"
+  fi
+}
+
+# compress_data_files DUMP_DIR SUMS: each <n>.dat (table data, large objects) of an uncompressed
+# directory dump -> <n>.dat.zst, one file at a time with DUMP_JOBS threads. The sha256 of the
+# compressed bytes is taken from the same stream (no second read) and appended to SUMS as
+# `<sum>  dump/<n>.dat.zst`. toc.dat and blobs.toc stay plain: pg_restore --list reads toc.dat.
+compress_data_files() {
+  local dir="$1" sums="$2" file name sum level=(-"$ZSTD_LEVEL")
+  ((ZSTD_LEVEL < 20)) || level=(--ultra -"$ZSTD_LEVEL")
+  : >"$sums"
+  for file in "$dir"/*.dat; do
+    [[ -f "$file" ]] || continue
+    name="$(basename -- "$file")"
+    [[ "$name" != toc.dat ]] || continue
+    sum="$(zstd -q "${level[@]}" -T"$DUMP_JOBS" -c <"$file" | tee -- "$file.zst" | sha256sum)" ||
+      die_write_failed "compress $file with zstd"
+    printf '%s  dump/%s\n' "${sum%% *}" "$name.zst" >>"$sums" || die_write_failed "write $sums"
+    rm -f -- "$file"
+  done
+}
+
+# -- restore -------------------------------------------------------------------------------------
+# set_is_external_zstd MANIFEST: whether the set's data files are <n>.dat.zst written by zstd.
+set_is_external_zstd() {
+  [[ "$(manifest_field "$1" compression || true)" == *"(external)"* ]]
+}
+
+# pg_restore_reads_zstd: pg_restore 16+ built with zstd (judged by its sibling pg_dump) opens
+# <n>.dat.zst itself.
+pg_restore_reads_zstd() {
+  (($(tool_major pg_restore || echo 0) >= 16)) && pg_dump_supports zstd
+}
+
+# require_zstd_reader MANIFEST: refuse (before anything is touched) a set this image cannot read.
+require_zstd_reader() {
+  set_is_external_zstd "$1" || return 0
+  pg_restore_reads_zstd || command -v zstd >/dev/null 2>&1 || die "$EX_CONFIG" \
+    "backup $ID is compressed with zstd, and neither pg_restore $(tool_version pg_restore) nor a zstd binary can read it here" \
+    "run this step in the postgres image (it has zstd), or install zstd"
+}
+
+# open_dump_for_restore DUMP_DIR: RESTORE_DUMP = the folder pg_restore should read. For an
+# external zstd set and a pg_restore that cannot read .zst: a scratch folder holding a copy of
+# the small non-data files and, for each <n>.dat.zst, a named pipe <n>.dat that a zstd -d in the
+# background fills once pg_restore opens it. The writers are ended by close_dump_streams, or by
+# the cleanup when the script stops early.
+ZSTD_WRITERS=()
+open_dump_for_restore() {
+  local dump="$1" scratch file name
+  RESTORE_DUMP="$dump"
+  set_is_external_zstd "$MANIFEST" || return 0
+  if pg_restore_reads_zstd; then
+    log "pg_restore $(tool_version pg_restore) reads the zstd files itself"
+    return 0
+  fi
+  scratch="$PRIVATE_TMP/dump"
+  mkdir -p -- "$scratch"
+  for file in "$dump"/*; do
+    name="$(basename -- "$file")"
+    [[ "$name" == *.dat.zst ]] || cp -- "$file" "$scratch/$name"
+  done
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  add_cleanup 'for pid in "${ZSTD_WRITERS[@]}"; do kill "$pid" 2>/dev/null; done'
+  for file in "$dump"/*.dat.zst; do
+    [[ -f "$file" ]] || continue
+    name="$(basename -- "$file" .zst)"
+    mkfifo -m 600 -- "$scratch/$name"
+    zstd -q -d -c -- "$file" >"$scratch/$name" 2>>"$PRIVATE_TMP/zstd.err" &
+    ZSTD_WRITERS+=("$!")
+  done
+  # shellcheck disable=SC2034  # read by restore_lib.sh
+  RESTORE_DUMP="$scratch"
+  log "streaming ${#ZSTD_WRITERS[@]} zstd files to pg_restore through named pipes"
+}
+
+# close_dump_streams: after pg_restore succeeded, every pipe it opened was read to the end; end
+# the writers of any it did not open, and fail if a decompression failed.
+close_dump_streams() {
+  local pid rc failed=0
+  for pid in "${ZSTD_WRITERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${ZSTD_WRITERS[@]}"; do
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    ((rc == 0 || rc == 143)) || failed=$((failed + 1))
+  done
+  ZSTD_WRITERS=()
+  ((failed == 0)) || fail_pg_step "decompressing $failed zstd file(s) of backup $ID" "$PRIVATE_TMP/zstd.err"
+}
