@@ -46,6 +46,11 @@ DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"
 setup_pgpass
 init_private_tmp
 lock_database_dir "$DB_DIR"
+# Another database's (another stack's) set is read from its own folder: the live database's folder
+# is locked too, so this restore and swap never overlap a backup of the live database.
+if [[ "$SOURCE_DATABASE" != "$DB" ]]; then
+  lock_database_dir "$BACKUP_DIR/$DB"
+fi
 
 # -- which set, and is it whole? (nothing touched yet) -------------------------------------------
 resolve_backup
