@@ -233,15 +233,8 @@ class KubernetesBackend(JobRunner):
             return self._store(source_stack).resolve(db, backup_id)
         if backup_id.endswith(".sql.gz"):
             return backup_id
-        for candidate in self._volume(db)[0]:
-            if (backup_id == "latest" and candidate.verified) or candidate.id == backup_id:
-                return candidate.id
-        raise PgBackupError(
-            f"no {'verified ' if backup_id == 'latest' else ''}set {backup_id} of {db} on the "
-            f"volume {self._objects(db).pvc}",
-            "pick an id from `pgbackup list`, or use --from offsite",
-            ExitCode.NOT_FOUND,
-        )
+        volume = f"the volume {self._objects(db).pvc}"
+        return steps.pick_volume_set(self._volume(db)[0], db, backup_id, volume)
 
     def verify(self, db: str, backup_id: str, where: Where = "volume") -> VerifyResult:
         env = {"BACKUP_ID": backup_id}

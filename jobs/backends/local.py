@@ -209,29 +209,7 @@ class LocalBackend:
             return self._store(source_stack).resolve(db, backup_id)
         if backup_id.endswith(".sql.gz"):
             return backup_id  # legacy dump, restorable by explicit name only
-        sets = self._volume_sets(db)[0]
-        for candidate in sets:
-            if backup_id == "latest" and candidate.verified:
-                return candidate.id
-            if candidate.id == backup_id:
-                if candidate.status == "incomplete":
-                    raise PgBackupError(
-                        f"set {backup_id} of {db} has no manifest (incomplete)",
-                        "pick a complete set from `pgbackup list`",
-                        ExitCode.CORRUPT,
-                    )
-                return candidate.id
-        if backup_id == "latest":
-            raise PgBackupError(
-                f"no verified set of {db} in {self.backup_dir}",
-                "run `pgbackup backup` first, or restore --from offsite",
-                ExitCode.NOT_FOUND,
-            )
-        raise PgBackupError(
-            f"no set {backup_id} of {db} in {self.backup_dir}",
-            "pick an id from `pgbackup list`",
-            ExitCode.NOT_FOUND,
-        )
+        return steps.pick_volume_set(self._volume_sets(db)[0], db, backup_id, str(self.backup_dir))
 
     def verify(self, db: str, backup_id: str, where: Where = "volume") -> VerifyResult:
         if where == "volume":

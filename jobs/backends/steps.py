@@ -130,3 +130,30 @@ def restore_env(
     if source_database and source_database != db:
         env["SOURCE_DATABASE"] = source_database
     return env
+
+
+def pick_volume_set(sets: list[BackupSet], db: str, backup_id: str, where: str) -> str:
+    """The id of `backup_id` (or `latest`: the newest verified set) among the sets listed on a
+    volume (newest first), refusing an incomplete one; `where` names the volume in errors."""
+    for candidate in sets:
+        if backup_id == "latest" and candidate.verified:
+            return candidate.id
+        if candidate.id == backup_id:
+            if candidate.status == "incomplete":
+                raise PgBackupError(
+                    f"set {backup_id} of {db} has no manifest (incomplete)",
+                    "pick a complete set from `pgbackup list`",
+                    ExitCode.CORRUPT,
+                )
+            return candidate.id
+    if backup_id == "latest":
+        raise PgBackupError(
+            f"no verified set of {db} on {where}",
+            "run `pgbackup backup` first, or restore --from offsite",
+            ExitCode.NOT_FOUND,
+        )
+    raise PgBackupError(
+        f"no set {backup_id} of {db} on {where}",
+        "pick an id from `pgbackup list`, or use --from offsite",
+        ExitCode.NOT_FOUND,
+    )
