@@ -17,8 +17,9 @@ RETENTION_DAYS="${RETENTION_DAYS:-30}"
 KEEP_MIN="${KEEP_MIN:-7}"
 COMPRESSION="${COMPRESSION:-auto}"
 DUMP_JOBS="${DUMP_JOBS:-${CPU_LIMIT:-2}}"
-# Exact row counts cost one extra scan of every table; above this much table data, use the
-# planner's estimates instead (recorded as "row_counts": "estimate").
+# Where pg_dump compresses (gzip, or zstd from 16), exact row counts cost one extra scan of every
+# table; above this much table data, use the planner's estimates instead (recorded as
+# "row_counts": "estimate"). With zstd run by this script, rows are counted from the dump itself.
 EXACT_ROW_COUNT_MAX_BYTES="${EXACT_ROW_COUNT_MAX_BYTES:-4294967296}"
 
 DB="${PGDATABASE:-}"
@@ -29,7 +30,7 @@ require_positive_int DUMP_JOBS "$DUMP_JOBS"
 require_nonnegative_int EXACT_ROW_COUNT_MAX_BYTES "$EXACT_ROW_COUNT_MAX_BYTES"
 (( KEEP_MIN >= 1 )) || die "$EX_CONFIG" "KEEP_MIN is 0: retention could delete every backup" \
   "set KEEP_MIN to at least 1 (default 7)"
-require_tool pg_dump pg_dumpall pg_restore psql sha256sum flock du df
+require_tool pg_dump pg_dumpall pg_restore psql "$SHA256_TOOL" flock du df
 
 STARTED_EPOCH="$(date -u +%s)"
 STARTED_AT="$(utc_now)"
@@ -82,7 +83,7 @@ fi
 ARCHIVE_VERSION="$(archive_version_of "$PRIVATE_TMP/toc.list")"
 TOC_ENTRIES="$(toc_entry_count "$PRIVATE_TMP/toc.list")"
 write_checksums "$PARTIAL"
-(cd "$PARTIAL" && sha256sum --quiet -c SHA256SUMS >&2) ||
+check_sums "$PARTIAL" >&2 ||
   die "$EX_CORRUPT" "the new dump does not read back with the checksums just computed" \
     "check the backup volume for hardware or filesystem errors, then run the backup again"
 log "verified: $TOC_ENTRIES archive entries (format $ARCHIVE_VERSION), checksums match"

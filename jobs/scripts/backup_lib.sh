@@ -47,19 +47,18 @@ dump_globals() {
 }
 
 # dump_database DUMP_DIR: the directory-format dump, taken in a snapshot that a psql session
-# exports and keeps open until pg_dump is done; the same session counts the rows in that
-# snapshot meanwhile. Sets TABLES_JSON and ROW_COUNTS_MODE. On the external zstd route the data
-# files are then compressed, their sums kept in $PRIVATE_TMP/zstd.sums for write_checksums.
+# exports and keeps open until pg_dump is done. Sets TABLES_JSON (the tables and their rows, as
+# saved) and ROW_COUNTS_MODE. On the external zstd route the rows are counted from the dump's own
+# data files while these are compressed (no second scan of the tables), always exact; otherwise
+# the session counts them in the snapshot meanwhile, or records the planner's estimates above
+# EXACT_ROW_COUNT_MAX_BYTES.
 dump_database() {
-  local dump_dir="$1" table_bytes snapshot="" rc=0
-  # relpages, not pg_relation_size(): no lock, so a table locked by the app cannot stall us here.
-  table_bytes="$(pg_query "$DB" "SELECT coalesce(sum(c.relpages::bigint * current_setting('block_size')::bigint), 0)
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')")"
+  local dump_dir="$1" snapshot="" rc=0 counted_by=session
+  [[ "$COMPRESS_ROUTE" != external ]] || counted_by=stream
   ROW_COUNTS_MODE=exact
-  if ((table_bytes > EXACT_ROW_COUNT_MAX_BYTES)); then
+  if [[ "$counted_by" == session ]] && (($(table_bytes) > EXACT_ROW_COUNT_MAX_BYTES)); then
     ROW_COUNTS_MODE=estimate
-    log "tables hold $table_bytes bytes (> EXACT_ROW_COUNT_MAX_BYTES): recording row estimates"
+    log "tables hold more than EXACT_ROW_COUNT_MAX_BYTES=$EXACT_ROW_COUNT_MAX_BYTES bytes: recording row estimates"
   fi
 
   coproc SNAPSHOT_SESSION {
@@ -72,41 +71,75 @@ dump_database() {
     >&"${SNAPSHOT_SESSION[1]}"
   IFS= read -r snapshot <&"${SNAPSHOT_SESSION[0]}" || true
   [[ -n "$snapshot" ]] || fail_pg_step "exporting a snapshot for the dump" "$PRIVATE_TMP/snapshot.err"
-  printf '%s;\n' "$(tables_sql "$ROW_COUNTS_MODE")" >&"${SNAPSHOT_SESSION[1]}"
+  if [[ "$counted_by" == session ]]; then
+    printf '%s;\n' "$(tables_sql "$ROW_COUNTS_MODE")" >&"${SNAPSHOT_SESSION[1]}"
+  fi
 
   log "pg_dump started (snapshot $snapshot)"
   local lock_wait=()
   [[ -z "${LOCK_WAIT_TIMEOUT:-}" ]] || lock_wait=("--lock-wait-timeout=$LOCK_WAIT_TIMEOUT")
-  run_child pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" "${COMPRESS_ARGS[@]}" \
-    "${lock_wait[@]}" -f "$dump_dir" 2>"$PRIVATE_TMP/pg_dump.err" || rc=$?
+  local pg_dump=(pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" "${COMPRESS_ARGS[@]}"
+    "${lock_wait[@]}" -f "$dump_dir")
+  if [[ "$counted_by" == stream ]]; then
+    mkdir -m 700 -- "$PRIVATE_TMP/zstd"
+    dump_compressing "$dump_dir" "$PRIVATE_TMP/zstd" "$PRIVATE_TMP/pg_dump.err" "${pg_dump[@]}" || rc=$?
+  else
+    run_child "${pg_dump[@]}" 2>"$PRIVATE_TMP/pg_dump.err" || rc=$?
+  fi
   if ((rc != 0)); then
     fail_pg_step "pg_dump (exit $rc)" "$PRIVATE_TMP/pg_dump.err"
+  fi
+  if [[ "$counted_by" == stream ]]; then
+    printf '%s;\n' "$(tables_sql counted "$(dumped_rows "$dump_dir" "$PRIVATE_TMP/zstd")")" \
+      >&"${SNAPSHOT_SESSION[1]}"
   fi
 
   TABLES_JSON=""
   IFS= read -r TABLES_JSON <&"${SNAPSHOT_SESSION[0]}" || true
-  [[ "$TABLES_JSON" == \[* ]] || fail_pg_step "counting rows in the dump's snapshot" "$PRIVATE_TMP/snapshot.err"
+  [[ "$TABLES_JSON" == \[* ]] || fail_pg_step "listing the dumped tables and their rows" "$PRIVATE_TMP/snapshot.err"
   printf '%s\n' "COMMIT;" '\q' >&"${SNAPSHOT_SESSION[1]}"
   wait "$SNAPSHOT_SESSION_PID" 2>/dev/null || true
-  log "pg_dump done: $(dir_bytes "$dump_dir") bytes"
-  if [[ "$COMPRESS_ROUTE" == external ]]; then
-    run_child compress_data_files "$dump_dir" "$PRIVATE_TMP/zstd.sums"
-    log "zstd -$ZSTD_LEVEL done: $(dir_bytes "$dump_dir") bytes"
-  fi
+  local compressed=""
+  [[ "$counted_by" != stream ]] || compressed=" (data files compressed with zstd -$ZSTD_LEVEL)"
+  log "pg_dump done: $(dir_bytes "$dump_dir") bytes$compressed"
+}
+
+# table_bytes: the size of the database's tables, from relpages (no lock: a table locked by the
+# app cannot stall us here, as pg_relation_size() could).
+table_bytes() {
+  pg_query "$DB" "SELECT coalesce(sum(c.relpages::bigint * current_setting('block_size')::bigint), 0)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+}
+
+# dumped_rows DUMP_DIR COUNTS: `(<table oid>, <rows>)` pairs, comma-separated, for the TABLE DATA
+# entries of the dump whose rows were counted into COUNTS/<id>.dat.rows (any other table is
+# counted by the snapshot session). The archive's list names each entry
+# `<id>; 0 <table oid> TABLE DATA ...`.
+dumped_rows() {
+  local dir="$1" counts="$2" id oid rows sep=""
+  pg_restore --list -- "$dir" 2>"$PRIVATE_TMP/list.err" >"$PRIVATE_TMP/data.list" ||
+    fail_pg_step "pg_restore --list of the new dump" "$PRIVATE_TMP/list.err"
+  while read -r id oid; do
+    rows="$(cat -- "$counts/$id.dat.rows" 2>/dev/null || echo -)"
+    [[ "$rows" =~ ^[0-9]+$ ]] || continue
+    printf '%s(%s, %s)' "$sep" "$oid" "$rows"
+    sep=", "
+  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* \([0-9][0-9]*\) TABLE DATA .*/\1 \2/p' "$PRIVATE_TMP/data.list")
 }
 
 # write_checksums SET_DIR: SHA256SUMS over every file but itself and the manifest. The sums of
-# the files zstd wrote come from its stream ($PRIVATE_TMP/zstd.sums); the rest are read here.
+# the files zstd wrote come from its stream ($PRIVATE_TMP/zstd/*.sum); the rest are read here.
 write_checksums() {
-  local dir="$1" known="$PRIVATE_TMP/zstd.sums"
-  [[ "$COMPRESS_ROUTE" == external ]] || known=/dev/null
+  local dir="$1" known="$PRIVATE_TMP/zstd"
   (
     cd "$dir" || exit 1
     files=(globals.sql)
     for path in dump/*; do
-      [[ "$known" != /dev/null && "$path" == *.dat.zst ]] || files+=("$path")
+      [[ "$path" == *.dat.zst && -f "$known/$(basename -- "$path" .zst).sum" ]] || files+=("$path")
     done
-    { sha256sum -- "${files[@]}" && cat -- "$known"; } | LC_ALL=C sort -k 2 >SHA256SUMS.tmp
+    { sha256_files "${files[@]}" && if [[ -d "$known" ]]; then cat -- "$known"/*.sum; fi; } |
+      LC_ALL=C sort -k 2 >SHA256SUMS.tmp
   ) 2>"$PRIVATE_TMP/sums.err" || die_write_failed "write $dir/SHA256SUMS"
   mv -- "$dir/SHA256SUMS.tmp" "$dir/SHA256SUMS"
 }

@@ -300,3 +300,7 @@ require_tool() {
 
 # dir_bytes PATH: apparent size in bytes of a file tree.
 dir_bytes() { du -sb -- "$1" 2>/dev/null | cut -f1; }
+
+# sha256 of streams and files, and the check of a set's SHA256SUMS.
+# shellcheck source-path=SCRIPTDIR source=checksums.sh
+source "$(dirname "${BASH_SOURCE[0]}")/checksums.sh"

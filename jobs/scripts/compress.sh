@@ -97,22 +97,71 @@ fall_back_to_gzip_if_no_room() {
   fi
 }
 
-# compress_data_files DUMP_DIR SUMS: each <n>.dat (table data, large objects) of an uncompressed
-# directory dump -> <n>.dat.zst, one file at a time with DUMP_JOBS threads. The sha256 of the
-# compressed bytes is taken from the same stream (no second read) and appended to SUMS as
-# `<sum>  dump/<n>.dat.zst`. toc.dat and blobs.toc stay plain: pg_restore --list reads toc.dat.
-compress_data_files() {
-  local dir="$1" sums="$2" file name sum level=(-"$ZSTD_LEVEL")
+# The external route overlaps compression with the dump: pg_dump -v reports each table's data
+# file as finished ("finished item <id> TABLE DATA ...", printed by its -j leader once the worker
+# has closed the file), and that file is compressed in the background while the other tables are
+# still being dumped. Only the last table's file is left to compress after pg_dump ends. Each
+# file's sha256 is taken from zstd's output stream and its rows are counted from the same data,
+# so nothing is read twice and no table is scanned a second time for its row count.
+#
+# Per data file <n>.dat, into the folder OUT: <n>.dat.sum (`<sum>  dump/<n>.dat.zst`) and
+# <n>.dat.rows (the rows of a table's COPY data, or "-" for a file that is not one).
+
+# compress_data_file FILE OUT: FILE -> FILE.zst with DUMP_JOBS threads, flushed to disk, then
+# FILE removed. pg_dump ends each table's COPY data with a `\.` line and two empty lines; every
+# other line is one row (COPY escapes newlines inside values).
+compress_data_file() {
+  local file="$1" out="$2" name lines rows=- sum level=(-"$ZSTD_LEVEL")
   ((ZSTD_LEVEL < 20)) || level=(--ultra -"$ZSTD_LEVEL")
-  : >"$sums"
-  for file in "$dir"/*.dat; do
-    [[ -f "$file" ]] || continue
-    name="$(basename -- "$file")"
-    [[ "$name" != toc.dat ]] || continue
-    sum="$(zstd -q "${level[@]}" -T"$DUMP_JOBS" -c <"$file" | tee -- "$file.zst" | sha256sum)" ||
-      die_write_failed "compress $file with zstd"
-    printf '%s  dump/%s\n' "${sum%% *}" "$name.zst" >>"$sums" || die_write_failed "write $sums"
+  name="$(basename -- "$file")"
+  lines="$(wc -l <"$file")" || return 1
+  if [[ "$(tail -c 5 -- "$file" | tr '\n' N)" == '\.NNN' ]]; then
+    rows=$((lines - 3))
+  fi
+  sum="$(zstd -q "${level[@]}" -T"$DUMP_JOBS" -c -- "$file" | tee -- "$file.zst" | sha256_stream)" ||
+    return 1
+  sync -- "$file.zst" 2>/dev/null || true
+  printf '%s\n' "$rows" >"$out/$name.rows" && printf '%s  dump/%s\n' "$sum" "$name.zst" >"$out/$name.sum" &&
     rm -f -- "$file"
+}
+
+# dump_compressing DUMP_DIR OUT ERRFILE PG_DUMP_COMMAND...: run the pg_dump command (-v is added)
+# with its messages in ERRFILE, compressing each finished table file meanwhile, then the files
+# no message named (large objects, or every file with -j 1). Returns pg_dump's exit status;
+# dies when a compression fails.
+dump_compressing() {
+  local dir="$1" out="$2" errfile="$3" fifo="$PRIVATE_TMP/pg_dump.messages"
+  local line file name pid dump_rc=0 failed=0 children="${#_CHILD_PIDS[@]}"
+  shift 3
+  local -A started=()
+  local -a workers=()
+  mkfifo -m 600 -- "$fifo"
+  # (in English whatever the locale: the messages are matched below)
+  LC_MESSAGES=C "$@" -v 2>"$fifo" &
+  pid=$!
+  _CHILD_PIDS+=("$pid")
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$errfile"
+    [[ "$line" =~ finished\ item\ ([0-9]+)\ TABLE\ DATA\  ]] || continue
+    name="${BASH_REMATCH[1]}.dat"
+    [[ -f "$dir/$name" ]] || continue
+    started["$name"]=1
+    compress_data_file "$dir/$name" "$out" &
+    workers+=("$!")
+    _CHILD_PIDS+=("$!")
+  done <"$fifo"
+  wait "$pid" || dump_rc=$?
+  for pid in "${workers[@]}"; do
+    if ((dump_rc != 0)); then kill "$pid" 2>/dev/null || true; fi
+    wait "$pid" || failed=$((failed + 1))
+  done
+  _CHILD_PIDS=("${_CHILD_PIDS[@]:0:children}")
+  ((dump_rc == 0)) || return "$dump_rc"
+  ((failed == 0)) || die_write_failed "compress the dump's data files with zstd"
+  for file in "$dir"/*.dat; do
+    name="$(basename -- "$file")"
+    [[ -f "$file" && "$name" != toc.dat && -z "${started[$name]:-}" ]] || continue
+    compress_data_file "$file" "$out" || die_write_failed "compress $file with zstd"
   done
 }
 

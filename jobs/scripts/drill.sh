@@ -26,7 +26,7 @@ case "$DRILL_SERVER" in
   *) die "$EX_USAGE" "DRILL_SERVER '$DRILL_SERVER' is not throwaway or external" \
     "unset it (a throwaway server in DRILL_DIR) or set external (the server PG* names)" ;;
 esac
-require_tool psql pg_restore sha256sum
+require_tool psql pg_restore "$SHA256_TOOL"
 STARTED_EPOCH="$(date -u +%s)"
 init_private_tmp
 
@@ -47,7 +47,7 @@ SET_DIR="$DB_DIR/$ID"
 set_is_verified "$SET_DIR" ||
   die "$EX_CORRUPT" "CORRUPT: set $DB/$ID is not verified (its manifest says failed)" \
     "look at the backup's log; the next scheduled backup replaces it"
-if ! (cd "$SET_DIR" && sha256sum --quiet --strict -c SHA256SUMS) >"$PRIVATE_TMP/sums.out" 2>&1; then
+if ! check_sums "$SET_DIR" >"$PRIVATE_TMP/sums.out" 2>&1; then
   while IFS= read -r line; do log "  $line"; done <"$PRIVATE_TMP/sums.out"
   die "$EX_CORRUPT" "CORRUPT: set $DB/$ID does not match its checksums" \
     "this copy is damaged: fetch the set again from offsite, or rely on another set"

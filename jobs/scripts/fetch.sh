@@ -3,7 +3,7 @@
 #
 # BACKUP_ID is an id or `latest` (the newest offsite set whose manifest exists and says verified);
 # DATABASE (else PGDATABASE) names the database. The set is downloaded into `<id>.partial`, checked
-# (manifest present and verified, its file list against SHA256SUMS, `sha256sum -c`), flushed to
+# (manifest present and verified, its file list against SHA256SUMS, every sha256), flushed to
 # disk and only then renamed to `<id>`: a corrupted or cut-short download is refused, its partial
 # folder removed, and nothing ever appears under the final name. A set already there and intact is
 # not downloaded again.
@@ -127,7 +127,7 @@ check_set() {
       return 1
     fi
     if [[ "$path" == "SHA256SUMS" ]]; then
-      [[ "$(sha256sum <"$dir/SHA256SUMS" | cut -d ' ' -f 1)" == "$sha" ]] || {
+      [[ "$(sha256_stream <"$dir/SHA256SUMS")" == "$sha" ]] || {
         log "fetch: SHA256SUMS differs from the checksum in the manifest"
         return 1
       }
@@ -143,8 +143,8 @@ check_set() {
     log "fetch: the manifest lists $n file(s) and SHA256SUMS $listed: they must agree"
     return 1
   fi
-  if ! (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) >"$PRIVATE_TMP/sha.out" 2>&1; then
-    log "fetch: checksum mismatch: $(grep -v '^sha256sum:' "$PRIVATE_TMP/sha.out" | head -n 3 | tr '\n' ' ')"
+  if ! check_sums "$dir" >"$PRIVATE_TMP/sha.out" 2>&1; then
+    log "fetch: checksum mismatch: $(head -n 3 "$PRIVATE_TMP/sha.out" | tr '\n' ' ')"
     return 1
   fi
 }
@@ -183,7 +183,7 @@ main() {
     die "$EX_USAGE" "BACKUP_ID '$REQUESTED_ID' is not a backup id" \
       "use an id such as 20260119t020000z (pgbackup list shows them) or latest"
   s3_setup
-  require_tool sha256sum
+  require_tool "$SHA256_TOOL"
   DB_KEY="$S3_BASE$DATABASE_NAME/"
 
   if [[ -n "${FETCH_TO:-}" ]]; then

@@ -130,18 +130,24 @@ toc_entry_count() {
   grep -cvE '^(;|$)' "$1" || true
 }
 
-# tables_sql MODE: one JSON array [{schema,name,rows}] of the tables whose rows pg_dump saves.
-# exact: count(*) of each table, run inside the dump's snapshot; estimate: the planner's numbers.
+# tables_sql MODE [PAIRS]: one JSON array [{schema,name,rows}] of the tables whose rows pg_dump
+# saves. exact: count(*) of each table, run inside the dump's snapshot; estimate: the planner's
+# numbers; counted: the rows given in PAIRS, `(<table oid>, <rows>), ...`, and count(*) for a
+# table missing from them.
 tables_sql() {
-  local rows="GREATEST(c.reltuples, 0)::bigint"
-  if [[ "$1" == exact ]]; then
-    rows="(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
+  local rows="GREATEST(c.reltuples, 0)::bigint" counted=""
+  local count="(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
              n.nspname, c.relname), false, true, '')))[1]::text::bigint"
-  fi
+  case "$1" in
+    exact) rows="$count" ;;
+    counted)
+      rows="coalesce(d.rows, $count)"
+      counted="LEFT JOIN (VALUES ${2:-(0::oid, 0::bigint)}) AS d(oid, rows) ON d.oid = c.oid" ;;
+  esac
   cat <<SQL
 SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname, 'rows', $rows)
                 ORDER BY n.nspname, c.relname), '[]'::jsonb)::text
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace $counted
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_)'

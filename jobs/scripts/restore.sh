@@ -39,7 +39,7 @@ if [[ -n "$TARGET_DATABASE" ]]; then
   [[ "$TARGET_DATABASE" != "$DB" ]] || die "$EX_USAGE" "TARGET_DATABASE is the live database $DB" \
     "name a new database, or unset TARGET_DATABASE to restore $DB by side database and swap"
 fi
-require_tool pg_restore psql sha256sum gzip flock
+require_tool pg_restore psql "$SHA256_TOOL" gzip flock
 
 STARTED_EPOCH="$(date -u +%s)"
 DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"

@@ -75,7 +75,7 @@ verify_source() {
     "backup $ID is not marked verified in its manifest" "choose a verified set (BACKUP_ID=latest)"
   [[ -f "$SOURCE_PATH/SHA256SUMS" ]] || die "$EX_CORRUPT" "backup $ID has no SHA256SUMS" \
     "choose another set or fetch this one again from offsite"
-  if ! (cd "$SOURCE_PATH" && sha256sum --quiet --strict -c SHA256SUMS) >"$PRIVATE_TMP/sums.out" 2>&1; then
+  if ! check_sums "$SOURCE_PATH" >"$PRIVATE_TMP/sums.out" 2>&1; then
     die "$EX_CORRUPT" "backup $ID fails its checksums ($(head -n1 "$PRIVATE_TMP/sums.out"))" \
       "fetch this set again from offsite or choose another one; the live database was not touched"
   fi

@@ -17,7 +17,7 @@ SOURCE_DATABASE="${SOURCE_DATABASE:-${PGDATABASE:-}}"
 require_plain_db_name PGDATABASE "$SOURCE_DATABASE"
 BACKUP_ID="${BACKUP_ID:-latest}"
 DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"
-require_tool pg_restore sha256sum gzip
+require_tool pg_restore "$SHA256_TOOL" gzip
 init_private_tmp
 
 resolve_backup

@@ -135,3 +135,48 @@ def test_a_zstd_set_is_refused_where_nothing_can_read_it(
     result = run_script("restore.sh", {**no_zstd, "TARGET_DATABASE": f"{dbname}_copy"})
     assert result.returncode == 78 and "zstd" in error_line(result)
     assert database_names(pg) == dbs
+
+
+TRICKY_TABLES = """
+CREATE TABLE lines (id int, body text);
+INSERT INTO lines VALUES
+    (1, E'two\\nlines'), (2, E'carriage\\rreturn'), (3, E'back\\\\slash'), (4, '\\.'),
+    (5, E'\\\\.\\n\\\\.'), (6, E'tab\\there'), (7, NULL), (8, ''), (9, E'\\n\\n\\n');
+INSERT INTO lines SELECT g, md5(g::text) FROM generate_series(10, 5000) g;
+CREATE TABLE empty_one (id int);
+CREATE TABLE only_nulls (a text, b int);
+INSERT INTO only_nulls SELECT NULL, NULL FROM generate_series(1, 7);
+CREATE TABLE "we""ird name" (x int);
+INSERT INTO "we""ird name" VALUES (1), (2);
+SELECT lo_from_bytea(0, 'a large object'::bytea);
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_rows_counted_from_the_dump_itself_match_the_tables(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, jobs: str
+) -> None:
+    """On the external route rows are counted from each data file while it is compressed (after
+    pg_dump with -j 1, as each table finishes with -j 2): values holding newlines, backslashes
+    or a lone `\\.` are one row each, and a large object's file is no table."""
+    pg.psql(f'CREATE DATABASE "{dbname}"')
+    pg.psql(TRICKY_TABLES, dbname)
+    env = script_env(pg, base_env, dbname, backup_dir, DUMP_JOBS=jobs)
+    backup = run_script("backup.sh", env)
+    assert backup.returncode == 0, backup.stderr
+    set_dir = latest_set(backup_dir, dbname)
+    manifest = _manifest(set_dir)
+    assert manifest["row_counts"] == "exact"
+    assert manifest["tables"] == [
+        {"schema": "public", "name": name, "rows": rows}
+        for name, rows in [("empty_one", 0), ("lines", 5000), ("only_nulls", 7), ('we"ird name', 2)]
+    ]
+    data = _data_files(set_dir)
+    assert data and all(name.endswith(".dat.zst") or name == "blobs.toc" for name in data)
+    assert any(name.startswith("blob_") for name in data)
+
+    copy = f"{dbname}_copy"
+    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
+    assert restore.returncode == 0, restore.stderr
+    assert summary(restore)["row_counts"] == "exact"
+    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
