@@ -14,7 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 from bench.context import BenchContext
-from bench.pipelines import clear_restore_leftovers, run_restore_script, script_missing
+from bench.pipelines import (
+    clear_restore_leftovers,
+    put_original_back,
+    run_restore_script,
+    script_missing,
+)
 from bench.timing import timed
 
 
@@ -87,7 +92,7 @@ def measure(
         swap_s, _ = timed(
             lambda: run_restore_script(ctx, ctx.database, backup_id, RESTORE_STEP="swap")
         )
-    clear_restore_leftovers(ctx, ctx.database)
+    put_original_back(ctx, ctx.database)
     window, failed = probe.refused_window()
     round_trips = [end - start for start, end, _ in probe.attempts]
     result.update(

@@ -123,7 +123,7 @@ dumped_rows() {
   while read -r id oid; do
     rows="$(cat -- "$counts/$id.dat.rows" 2>/dev/null || echo -)"
     [[ "$rows" =~ ^[0-9]+$ ]] || continue
-    printf '%s(%s, %s)' "$sep" "$oid" "$rows"
+    printf '%s(%s::oid, %s::bigint)' "$sep" "$oid" "$rows"
     sep=", "
   done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* \([0-9][0-9]*\) TABLE DATA .*/\1 \2/p' "$PRIVATE_TMP/data.list")
 }

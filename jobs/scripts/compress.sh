@@ -125,10 +125,11 @@ compress_data_file() {
     rm -f -- "$file"
 }
 
-# dump_compressing DUMP_DIR OUT ERRFILE PG_DUMP_COMMAND...: run the pg_dump command (-v is added)
-# with its messages in ERRFILE, compressing each finished table file meanwhile, then the files
-# no message named (large objects, or every file with -j 1). Returns pg_dump's exit status;
-# dies when a compression fails.
+# dump_compressing DUMP_DIR OUT ERRFILE PG_DUMP_COMMAND...: run the pg_dump command (-v is added),
+# compressing each finished table file meanwhile, then the files no message named (large
+# objects, or every file with -j 1). ERRFILE gets pg_dump's errors, warnings and anything else
+# that is not one of -v's progress lines. Returns pg_dump's exit status; dies when a compression
+# fails.
 dump_compressing() {
   local dir="$1" out="$2" errfile="$3" fifo="$PRIVATE_TMP/pg_dump.messages"
   local line file name pid dump_rc=0 failed=0 children="${#_CHILD_PIDS[@]}"
@@ -141,8 +142,10 @@ dump_compressing() {
   pid=$!
   _CHILD_PIDS+=("$pid")
   while IFS= read -r line; do
-    printf '%s\n' "$line" >>"$errfile"
-    [[ "$line" =~ finished\ item\ ([0-9]+)\ TABLE\ DATA\  ]] || continue
+    if [[ "$line" != "pg_dump: "* || "$line" =~ ^pg_dump:\ (error|warning|detail|hint): ]]; then
+      printf '%s\n' "$line" >>"$errfile"
+    fi
+    [[ "$line" =~ ^pg_dump:\ finished\ item\ ([0-9]+)\ TABLE\ DATA\  ]] || continue
     name="${BASH_REMATCH[1]}.dat"
     [[ -f "$dir/$name" ]] || continue
     started["$name"]=1
