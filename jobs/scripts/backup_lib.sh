@@ -78,7 +78,10 @@ dump_database() {
   log "pg_dump started (snapshot $snapshot)"
   local lock_wait=()
   [[ -z "${LOCK_WAIT_TIMEOUT:-}" ]] || lock_wait=("--lock-wait-timeout=$LOCK_WAIT_TIMEOUT")
-  local pg_dump=(pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" "${COMPRESS_ARGS[@]}"
+  # --no-sync: pg_dump would end by opening every file in the folder to flush it, while the
+  # compressors are removing the plain ones (it then fails on a vanished file) and would write
+  # those to disk for nothing. write_manifest flushes the set, once, as it is kept.
+  local pg_dump=(pg_dump -w -Fd -j "$DUMP_JOBS" --snapshot="$snapshot" --no-sync "${COMPRESS_ARGS[@]}"
     "${lock_wait[@]}" -f "$dump_dir")
   if [[ "$counted_by" == stream ]]; then
     mkdir -m 700 -- "$PRIVATE_TMP/zstd"

@@ -10,7 +10,7 @@
 #             and each <n>.dat is then compressed with the zstd binary (present in the postgres
 #             images) into <n>.dat.zst, its sha256 taken from the same stream: "zstd:1 (external)".
 #             pg_restore 16+ finds <n>.dat.zst by itself; pg_restore 15 reads each file as the
-#             plain <n>.dat through a named pipe fed by zstd -d (no extra disk space).
+#             plain <n>.dat through a named pipe fed by zstd -d (no extra disk space; load_dump.sh).
 #   none      "none"
 
 # pg_dump_supports METHOD: whether this pg_dump build can compress with METHOD. pg_dump checks
@@ -186,52 +186,4 @@ require_zstd_reader() {
   pg_restore_reads_zstd || command -v zstd >/dev/null 2>&1 || die "$EX_CONFIG" \
     "backup $ID is compressed with zstd, and neither pg_restore $(tool_version pg_restore) nor a zstd binary can read it here" \
     "run this step in the postgres image (it has zstd), or install zstd"
-}
-
-# open_dump_for_restore DUMP_DIR: RESTORE_DUMP = the folder pg_restore should read. For an
-# external zstd set and a pg_restore that cannot read .zst: a scratch folder holding a copy of
-# the small non-data files and, for each <n>.dat.zst, a named pipe <n>.dat that a zstd -d in the
-# background fills once pg_restore opens it. The writers are ended by close_dump_streams, or by
-# the cleanup when the script stops early.
-ZSTD_WRITERS=()
-open_dump_for_restore() {
-  local dump="$1" scratch file name
-  RESTORE_DUMP="$dump"
-  set_is_external_zstd "$MANIFEST" || return 0
-  if pg_restore_reads_zstd; then
-    log "pg_restore $(tool_version pg_restore) reads the zstd files itself"
-    return 0
-  fi
-  scratch="$PRIVATE_TMP/dump"
-  mkdir -p -- "$scratch"
-  for file in "$dump"/*; do
-    name="$(basename -- "$file")"
-    [[ "$name" == *.dat.zst ]] || cp -- "$file" "$scratch/$name"
-  done
-  # shellcheck disable=SC2016  # expanded when the cleanup runs
-  add_cleanup 'for pid in "${ZSTD_WRITERS[@]}"; do kill "$pid" 2>/dev/null; done'
-  for file in "$dump"/*.dat.zst; do
-    [[ -f "$file" ]] || continue
-    name="$(basename -- "$file" .zst)"
-    mkfifo -m 600 -- "$scratch/$name"
-    zstd -q -d -c -- "$file" >"$scratch/$name" 2>>"$PRIVATE_TMP/zstd.err" &
-    ZSTD_WRITERS+=("$!")
-  done
-  # shellcheck disable=SC2034  # read by restore_lib.sh
-  RESTORE_DUMP="$scratch"
-  log "streaming ${#ZSTD_WRITERS[@]} zstd files to pg_restore through named pipes"
-}
-
-# close_dump_streams: after pg_restore succeeded, every pipe it opened was read to the end; end
-# the writers of any it did not open, and fail if a decompression failed.
-close_dump_streams() {
-  local pid rc failed=0
-  for pid in "${ZSTD_WRITERS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${ZSTD_WRITERS[@]}"; do
-    rc=0
-    wait "$pid" 2>/dev/null || rc=$?
-    ((rc == 0 || rc == 143)) || failed=$((failed + 1))
-  done
-  ZSTD_WRITERS=()
-  ((failed == 0)) || fail_pg_step "decompressing $failed zstd file(s) of backup $ID" "$PRIVATE_TMP/zstd.err"
 }

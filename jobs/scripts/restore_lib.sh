@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/restore_sql.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/globals.sh"
 # shellcheck source=compress.sh
 source "$(dirname "${BASH_SOURCE[0]}")/compress.sh"
+# shellcheck source=load_dump.sh
+source "$(dirname "${BASH_SOURCE[0]}")/load_dump.sh"
 
 PREPARED_MARK="pgbackup: prepared from backup"
 
@@ -186,11 +188,7 @@ prepare_database() {
   log "created $into; loading the dump"
 
   if [[ "$SOURCE_KIND" == set ]]; then
-    open_dump_for_restore "$SOURCE_PATH/dump"
-    run_child pg_restore -w -j "$DUMP_JOBS" --exit-on-error -d "$(conninfo_db "$into")" \
-      "$RESTORE_DUMP" 2>"$PRIVATE_TMP/restore.err" || rc=$?
-    ((rc == 0)) || fail_pg_step "pg_restore into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
-    close_dump_streams
+    load_dump "$SOURCE_PATH/dump" "$into"
   else
     run_child load_legacy_dump "$into" 2>"$PRIVATE_TMP/restore.err" || rc=$?
     ((rc == 0)) || fail_pg_step "loading $BACKUP_ID into $into (exit $rc)" "$PRIVATE_TMP/restore.err"

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# load_dump: pg_restore of a set's dump into a new database. Sourced by restore_lib.sh after
+# common.sh, pg.sh and compress.sh.
+#
+# An external zstd set read by pg_restore 15 goes through named pipes fed by zstd -d (see
+# compress.sh). pg_restore -j starts the largest tables first, judging each table's size by a
+# stat() of its data file, once, as it starts. A pipe has no size: every table would look empty
+# and start in dump-id order (at the bench's scale 50 the largest table started last, and the
+# restore took a fifth longer). So at that stat each table's data file is a sparse placeholder
+# as large as the table's data, and the pipes replace the placeholders before any of them is
+# opened. A lock makes that order certain, not timing:
+#   1. pg_restore --section=pre-data creates the tables;
+#   2. a session takes SHARE locks on them, which a COPY into them waits for;
+#   3. pg_restore -j --section=data --section=post-data starts: it stats the placeholders, then
+#      its workers send each table's COPY, which waits on the lock before the file is opened;
+#   4. once a COPY waits, the pipes are renamed over the placeholders and the lock is released.
+# A placeholder is never read: a worker opens a table's file only once its COPY has begun.
+
+LOAD_WRITERS=()
+
+# load_dump DUMP_DIR INTO: restore the archive in DUMP_DIR into the database INTO (which exists
+# and is empty) with DUMP_JOBS workers; dies clearly when pg_restore or a decompression fails.
+load_dump() {
+  local dump="$1" into="$2" conn rc=0
+  conn="$(conninfo_db "$into")"
+  stage_dump "$dump"
+  if ((${#LOAD_PLACEHOLDERS[@]} == 0)); then
+    run_child pg_restore -w -j "$DUMP_JOBS" --exit-on-error -d "$conn" "$LOAD_DIR" \
+      2>"$PRIVATE_TMP/restore.err" || rc=$?
+  else
+    run_child pg_restore -w --section=pre-data --exit-on-error -d "$conn" "$LOAD_DIR" \
+      2>"$PRIVATE_TMP/restore.err" || rc=$?
+    ((rc != 0)) || load_data_largest_first "$into" || rc=$?
+  fi
+  ((rc == 0)) || fail_pg_step "pg_restore into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
+  end_writers
+}
+
+# Tables whose data is smaller than this load in well under a second: their order does not
+# matter, and their pipes go in place at once.
+SIZE_ORDER_MIN_BYTES=$((8 * 1024 * 1024))
+
+# stage_dump DUMP_DIR: LOAD_DIR = the folder pg_restore should read. For an external zstd set
+# and a pg_restore that cannot read .zst: a scratch folder with a copy of the small files and a
+# named pipe per <n>.dat.zst, its zstd -d writer waiting for a reader. With DUMP_JOBS > 1, the
+# pipe of a table's data of SIZE_ORDER_MIN_BYTES or more waits in $PRIVATE_TMP/pipes behind a
+# placeholder (LOAD_PLACEHOLDERS lists them); the others are in place at once.
+stage_dump() {
+  local dump="$1" file name size pipes="$PRIVATE_TMP/pipes"
+  local -a names=() in_place=()
+  local -A sizes=()
+  LOAD_DIR="$dump"
+  LOAD_PLACEHOLDERS=()
+  set_is_external_zstd "$MANIFEST" || return 0
+  if pg_restore_reads_zstd; then
+    log "pg_restore $(tool_version pg_restore) reads the zstd files itself"
+    return 0
+  fi
+  LOAD_DIR="$PRIVATE_TMP/dump"
+  mkdir -p -- "$LOAD_DIR" "$pipes"
+  for file in "$dump"/*; do
+    name="$(basename -- "$file")"
+    if [[ "$name" == *.dat.zst ]]; then names+=("${name%.zst}"); else cp -- "$file" "$LOAD_DIR/$name"; fi
+  done
+  ((${#names[@]} > 0)) || return 0
+  (cd -- "$pipes" && mkfifo -m 600 -- "${names[@]}")
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  add_cleanup 'for pid in "${LOAD_WRITERS[@]}"; do kill "$pid" 2>/dev/null; done'
+  for name in "${names[@]}"; do
+    zstd -q -d -c -- "$dump/$name.zst" >"$pipes/$name" 2>>"$PRIVATE_TMP/zstd.err" &
+    LOAD_WRITERS+=("$!")
+  done
+  if ((DUMP_JOBS > 1)); then
+    while read -r name size; do sizes["$name"]="$size"; done < <(table_data_sizes "$dump")
+  fi
+  for name in "${names[@]}"; do
+    size="${sizes[$name]:-0}"
+    if ((size >= SIZE_ORDER_MIN_BYTES)); then
+      truncate -s "$size" -- "$LOAD_DIR/$name"
+      LOAD_PLACEHOLDERS+=("$name")
+    else
+      in_place+=("$pipes/$name")
+    fi
+  done
+  ((${#in_place[@]} == 0)) || mv -- "${in_place[@]}" "$LOAD_DIR/"
+  log "streaming ${#names[@]} zstd files to pg_restore through named pipes"
+}
+
+# table_data_sizes DUMP_DIR: `<n>.dat <bytes>` for each TABLE DATA entry of the archive whose
+# zstd file records its uncompressed size (in its frame header, read by zstd -l in one call).
+# The entries are those of pg_restore's list: `<id>; <catalog oid> <oid> TABLE DATA ...`.
+table_data_sizes() {
+  local -a files=()
+  local id line name=""
+  pg_restore --list -- "$1" 2>"$PRIVATE_TMP/list.err" >"$PRIVATE_TMP/load.list" ||
+    fail_pg_step "pg_restore --list of backup $ID" "$PRIVATE_TMP/list.err"
+  while read -r id; do
+    [[ ! -f "$1/$id.dat.zst" ]] || files+=("$1/$id.dat.zst")
+  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA .*/\1/p' "$PRIVATE_TMP/load.list")
+  ((${#files[@]} > 0)) || return 0
+  while IFS= read -r line; do
+    case "$line" in
+      *.dat.zst*) name="${line%%.zst*}" name="${name##*/}" ;;
+      "Decompressed Size:"*"B)")
+        line="${line##*(}"
+        [[ -z "$name" ]] || printf '%s %s\n' "$name" "${line%% B)}"
+        name="" ;;
+    esac
+  done < <(zstd -l -v -- "${files[@]}" 2>/dev/null || true)
+}
+
+# load_data_largest_first INTO: steps 2-4 above, then waits for pg_restore. Returns its status.
+# When the lock cannot be taken (no privilege on a table), the pipes go in place first and the
+# tables load in dump-id order: slower, as correct.
+load_data_largest_first() {
+  local into="$1" pid rc=0 answer="" gate_pid
+  coproc LOAD_GATE {
+    exec "${PSQL[@]}" -d "$(conninfo_db "$into")" 2>"$PRIVATE_TMP/gate.err"
+  }
+  gate_pid="$LOAD_GATE_PID"
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  add_cleanup '[[ -z "${LOAD_GATE_PID:-}" ]] || kill "$LOAD_GATE_PID" 2>/dev/null'
+  printf '%s\n' "BEGIN;" "$(lock_tables_sql)" "SELECT 'locked';" >&"${LOAD_GATE[1]}"
+  IFS= read -r answer <&"${LOAD_GATE[0]}" || true
+  if [[ "$answer" != locked ]]; then
+    warn "could not lock the new tables ($(first_error_line "$PRIVATE_TMP/gate.err")): they load in dump order, not largest first"
+    place_pipes
+  fi
+  pg_restore -w -j "$DUMP_JOBS" --section=data --section=post-data --exit-on-error \
+    -d "$(conninfo_db "$into")" "$LOAD_DIR" 2>>"$PRIVATE_TMP/restore.err" &
+  pid=$!
+  _CHILD_PIDS+=("$pid")
+  if [[ "$answer" == locked ]]; then
+    until [[ "$answer" =~ ^[1-9] ]] || ! kill -0 "$pid" 2>/dev/null; do
+      sleep 0.02
+      printf '%s\n' "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database());" \
+        >&"${LOAD_GATE[1]}"
+      IFS= read -r answer <&"${LOAD_GATE[0]}" || break
+    done
+    place_pipes
+    printf '%s\n' "COMMIT;" '\q' >&"${LOAD_GATE[1]}"
+  fi
+  wait "$gate_pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  unset '_CHILD_PIDS[-1]'
+  return "$rc"
+}
+
+# lock_tables_sql: psql input that takes a SHARE lock on every table of the database at once.
+lock_tables_sql() {
+  cat <<'SQL'
+SELECT 'LOCK TABLE ' || string_agg(c.oid::regclass::text, ', ') || ' IN SHARE MODE'
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%'
+HAVING count(*) > 0 \gexec
+SQL
+}
+
+# place_pipes: rename each waiting pipe over its placeholder (each rename is atomic).
+place_pipes() {
+  local name
+  for name in "${LOAD_PLACEHOLDERS[@]}"; do
+    mv -f -- "$PRIVATE_TMP/pipes/$name" "$LOAD_DIR/$name"
+  done
+  LOAD_PLACEHOLDERS=()
+}
+
+# end_writers: after pg_restore succeeded, every pipe it opened was read to the end; end the
+# writers of any it did not open, and fail if a decompression failed.
+end_writers() {
+  local pid rc failed=0
+  for pid in "${LOAD_WRITERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${LOAD_WRITERS[@]}"; do
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    ((rc == 0 || rc == 143)) || failed=$((failed + 1))
+  done
+  LOAD_WRITERS=()
+  ((failed == 0)) || fail_pg_step "decompressing $failed zstd file(s) of backup $ID" "$PRIVATE_TMP/zstd.err"
+}
