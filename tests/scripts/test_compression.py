@@ -19,6 +19,7 @@ from pg_script_helpers import (
     run_script,
     script_env,
     summary,
+    tool_shims,
 )
 
 from jobs.local.postgres import LocalPostgres
@@ -180,3 +181,21 @@ def test_rows_counted_from_the_dump_itself_match_the_tables(
     assert restore.returncode == 0, restore.stderr
     assert summary(restore)["row_counts"] == "exact"
     assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+
+
+def test_pg_dump_leaves_the_flush_to_the_backup(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    """pg_dump ends by opening every file of its folder to flush it, while the compressors are
+    removing the plain ones (it then failed on a vanished file). The backup passes --no-sync and
+    flushes the kept files itself, once."""
+    rich_database(pg, dbname, dbname[2:8])
+    args = tmp_path / "pg_dump.args"
+    path = tool_shims(tmp_path, pg, {"pg_dump": f'printf "%s\\n" "$@" >>"{args}"'})
+    env = script_env(pg, base_env, dbname, backup_dir, PATH=path)
+    env.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
+    backup = run_script("backup.sh", env)
+    assert backup.returncode == 0, backup.stderr
+    assert summary(backup)["compression"] == "zstd:1 (external)"
+    dump_calls = [line for line in args.read_text().splitlines() if line.startswith("--snapshot=")]
+    assert len(dump_calls) == 1 and "--no-sync" in args.read_text().splitlines()

@@ -1,0 +1,90 @@
+"""pg_restore 15 reads an external zstd set through named pipes, which have no size: load_dump.sh
+puts a placeholder of each large table's size in their place while pg_restore -j sizes up the
+tables, and a lock holds every COPY until the pipes are back. The largest table then loads
+first, as it does from plain files, and no placeholder is ever read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pg_script_helpers import latest_set, pg_dump_text, run_script, script_env
+
+from jobs.local.postgres import LocalPostgres
+
+# load_dump.sh's SIZE_ORDER_MIN_BYTES: tables below it are not ordered.
+SIZE_ORDER_MIN_BYTES = 8 * 1024 * 1024
+
+
+def _database_with_the_largest_table_last(pg: LocalPostgres, name: str) -> None:
+    """Small tables first, so that dump-id order (what the pipes alone give) loads them before
+    the large one; a sequence and a large object, which load in the same data section."""
+    pg.psql(f'CREATE DATABASE "{name}"')
+    pg.psql(
+        """
+        CREATE TABLE small_a (id int PRIMARY KEY, note text);
+        CREATE TABLE small_b (id int PRIMARY KEY, note text);
+        CREATE TABLE small_c (id int PRIMARY KEY, note text);
+        INSERT INTO small_a SELECT g, 'a ' || g FROM generate_series(1, 2000) g;
+        INSERT INTO small_b SELECT g, 'b ' || g FROM generate_series(1, 2000) g;
+        INSERT INTO small_c SELECT g, E'c\\t' || g FROM generate_series(1, 2000) g;
+        CREATE SEQUENCE tickets START 500;
+        SELECT nextval('tickets') FROM generate_series(1, 3);
+        SELECT lo_from_bytea(0, 'a large object'::bytea);
+        CREATE TABLE large_last (id bigint PRIMARY KEY, body text NOT NULL);
+        INSERT INTO large_last SELECT g, md5(g::text) || md5((-g)::text)
+            FROM generate_series(1, 160000) g;
+        CREATE INDEX large_last_body ON large_last (body);
+        """,
+        name,
+    )
+
+
+def _copies_in_order(log: str) -> list[str]:
+    """The tables of the COPY ... FROM stdin statements in the server's log, in the order they
+    were sent (a test's server serves one test at a time; pg_dump's COPYs are TO stdout)."""
+    pattern = re.compile(r"statement: COPY public\.(\w+) .*FROM stdin")
+    return [m.group(1) for m in map(pattern.search, log.splitlines()) if m]
+
+
+def test_largest_table_loads_first_and_data_is_identical(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    _database_with_the_largest_table_last(pg, dbname)
+    env = script_env(pg, base_env, dbname, backup_dir)
+    backup = run_script("backup.sh", env)
+    assert backup.returncode == 0, backup.stderr
+    dump = latest_set(backup_dir, dbname) / "dump"
+    assert len(list(dump.glob("*.dat.zst"))) == 5  # four tables and the large object
+    assert (dump / "toc.dat").stat().st_size > 0
+
+    copy = f"{dbname}_copy"
+    log_file = pg.root / "server.log"
+    seen = log_file.stat().st_size
+    restore = run_script(
+        "restore.sh",
+        {**env, "TARGET_DATABASE": copy, "PGOPTIONS": "-c log_statement=all"},
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+
+    with open(log_file, encoding="utf-8", errors="replace") as handle:
+        handle.seek(seen)
+        copies = _copies_in_order(handle.read())
+    assert sorted(copies) == ["large_last", "small_a", "small_b", "small_c"]
+    # DUMP_JOBS=2: the largest table is one of the first two loads (dump-id order puts it last).
+    assert "large_last" in copies[:2], copies
+
+
+def test_one_job_loads_through_pipes_in_dump_order(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """With DUMP_JOBS=1 pg_restore loads one table after another: there is no order to keep and
+    no lock is taken; the pipes are in place from the start."""
+    _database_with_the_largest_table_last(pg, dbname)
+    env = script_env(pg, base_env, dbname, backup_dir, DUMP_JOBS="1")
+    assert run_script("backup.sh", env).returncode == 0
+    copy = f"{dbname}_copy"
+    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
+    assert restore.returncode == 0, restore.stderr
+    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
