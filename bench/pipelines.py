@@ -95,7 +95,8 @@ def guide_restore(ctx: BenchContext) -> Pipeline:
     return Pipeline(
         row,
         lambda: run_shell(script, ctx.tool_env("postgres"), "the guide's restore"),
-        after=lambda _: drop_databases(ctx, db),
+        before=lambda: quiet_restore_ground(ctx, ctx.database),
+        after=lambda _: quiet_restore_ground(ctx, ctx.database),
     )
 
 
@@ -169,10 +170,7 @@ def clear_restore_leftovers(ctx: BenchContext, database: str) -> None:
 
 
 def put_original_back(ctx: BenchContext, database: str) -> None:
-    """After a swap, drop the restored database and rename the one it replaced back, as the other
-    restore rows drop what they made. Otherwise the freshly loaded copy stays live, and
-    autovacuum's first pass over it (hint bits, visibility map: a write of every page) runs
-    during the rows timed after it, above all the next round of ours."""
+    """After a swap, drop the restored database and rename the one it replaced back."""
     kept = ctx.pg.psql(
         f"SELECT datname FROM pg_database WHERE datname LIKE '{database}\\_\\_pre\\_restore\\_%'"  # noqa: S608
     ).split()
@@ -180,6 +178,17 @@ def put_original_back(ctx: BenchContext, database: str) -> None:
         drop_databases(ctx, database)
         ctx.pg.psql(f'ALTER DATABASE "{kept[0]}" RENAME TO "{database}"')
     clear_restore_leftovers(ctx, database)
+
+
+def quiet_restore_ground(ctx: BenchContext, database: str) -> None:
+    """Before each restore run, whichever row it is: no restored copy left by any row, the
+    original database in place, every dirty page written. Otherwise the copy the last run loaded
+    stays, and autovacuum's first pass over it (hint bits, visibility map: a write of every page)
+    and the checkpoint of its writes run during the next row's time. The guide's timed drop then
+    finds nothing to drop, in every round alike."""
+    drop_databases(ctx, GUIDE_RESTORE_DB, LIMIT_RESTORE_DB)
+    put_original_back(ctx, database)
+    ctx.pg.psql("CHECKPOINT")
 
 
 def ours_restore(ctx: BenchContext, backup: OursBackup) -> Pipeline:
@@ -194,8 +203,8 @@ def ours_restore(ctx: BenchContext, backup: OursBackup) -> Pipeline:
     return Pipeline(
         row,
         lambda: run_restore_script(ctx, database, backup.backup_id),
-        before=lambda: clear_restore_leftovers(ctx, database),
-        after=lambda _: put_original_back(ctx, database),
+        before=lambda: quiet_restore_ground(ctx, database),
+        after=lambda _: quiet_restore_ground(ctx, database),
     )
 
 
@@ -240,6 +249,6 @@ def limit_restore(ctx: BenchContext) -> Pipeline:
     return Pipeline(
         row,
         lambda: run_shell(script, ctx.tool_env("postgres"), "pg_restore -j"),
-        before=lambda: drop_databases(ctx, db),
-        after=lambda _: drop_databases(ctx, db),
+        before=lambda: quiet_restore_ground(ctx, ctx.database),
+        after=lambda _: quiet_restore_ground(ctx, ctx.database),
     )

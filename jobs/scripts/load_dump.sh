@@ -43,7 +43,7 @@ SIZE_ORDER_MIN_BYTES=$((8 * 1024 * 1024))
 
 # stage_dump DUMP_DIR: LOAD_DIR = the folder pg_restore should read. For an external zstd set
 # and a pg_restore that cannot read .zst: a scratch folder with a copy of the small files and a
-# named pipe per <n>.dat.zst, its zstd -d writer waiting for a reader. With DUMP_JOBS > 1, the
+# named pipe per <n>.dat.zst, its zstd -d writer waiting for a reader. When orders_by_size, the
 # pipe of a table's data of SIZE_ORDER_MIN_BYTES or more waits in $PRIVATE_TMP/pipes behind a
 # placeholder (LOAD_PLACEHOLDERS lists them); the others are in place at once.
 stage_dump() {
@@ -71,7 +71,7 @@ stage_dump() {
     zstd -q -d -c -- "$dump/$name.zst" >"$pipes/$name" 2>>"$PRIVATE_TMP/zstd.err" &
     LOAD_WRITERS+=("$!")
   done
-  if ((DUMP_JOBS > 1)); then
+  if orders_by_size; then
     while read -r name size; do sizes["$name"]="$size"; done < <(table_data_sizes "$dump")
   fi
   for name in "${names[@]}"; do
@@ -84,7 +84,16 @@ stage_dump() {
     fi
   done
   ((${#in_place[@]} == 0)) || mv -- "${in_place[@]}" "$LOAD_DIR/"
-  log "streaming ${#names[@]} zstd files to pg_restore through named pipes"
+  log "streaming ${#names[@]} zstd files to pg_restore through named pipes (${#LOAD_PLACEHOLDERS[@]} large tables ordered by size)"
+}
+
+# orders_by_size: whether to load the large tables first, by the steps above. Not with one job
+# (one table after another: no order to keep), nor on a server with wal_level=minimal (a new
+# server restored with non-durable settings): there a table's COPY skips WAL only when pg_restore
+# created the table in the same run, which the separate pre-data run would forgo, costing more
+# than the order gains.
+orders_by_size() {
+  ((DUMP_JOBS > 1)) && [[ "$(pg_query "$MAINTENANCE_DB" "SELECT current_setting('wal_level')")" != minimal ]]
 }
 
 # table_data_sizes DUMP_DIR: `<n>.dat <bytes>` for each TABLE DATA entry of the archive whose
@@ -111,8 +120,9 @@ table_data_sizes() {
 }
 
 # load_data_largest_first INTO: steps 2-4 above, then waits for pg_restore. Returns its status.
-# When the lock cannot be taken (no privilege on a table), the pipes go in place first and the
-# tables load in dump-id order: slower, as correct.
+# When the lock cannot be taken (no privilege on a table, too many tables for the server's lock
+# table, or another session's lock held for 10 s), the pipes go in place first and the tables
+# load in dump-id order: slower, as correct.
 load_data_largest_first() {
   local into="$1" pid rc=0 answer="" gate_pid
   coproc LOAD_GATE {
@@ -121,7 +131,8 @@ load_data_largest_first() {
   gate_pid="$LOAD_GATE_PID"
   # shellcheck disable=SC2016  # expanded when the cleanup runs
   add_cleanup '[[ -z "${LOAD_GATE_PID:-}" ]] || kill "$LOAD_GATE_PID" 2>/dev/null'
-  printf '%s\n' "BEGIN;" "$(lock_tables_sql)" "SELECT 'locked';" >&"${LOAD_GATE[1]}"
+  printf '%s\n' "BEGIN;" "SET LOCAL lock_timeout = '10s';" "$(lock_tables_sql)" "SELECT 'locked';" \
+    >&"${LOAD_GATE[1]}"
   IFS= read -r answer <&"${LOAD_GATE[0]}" || true
   if [[ "$answer" != locked ]]; then
     warn "could not lock the new tables ($(first_error_line "$PRIVATE_TMP/gate.err")): they load in dump order, not largest first"

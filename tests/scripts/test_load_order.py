@@ -8,7 +8,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pg_script_helpers import latest_set, pg_dump_text, run_script, script_env
+from pg_script_helpers import (
+    latest_set,
+    pg_dump_text,
+    run_script,
+    script_env,
+    tool_shims,
+)
 
 from jobs.local.postgres import LocalPostgres
 
@@ -87,4 +93,30 @@ def test_one_job_loads_through_pipes_in_dump_order(
     copy = f"{dbname}_copy"
     restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
     assert restore.returncode == 0, restore.stderr
+    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+
+
+def test_tables_load_in_dump_order_when_they_cannot_be_locked(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    """The lock session is refused (as for a restore user without privilege on a table): the
+    pipes go in place before the data is loaded, which then runs in dump-id order, as correct."""
+    _database_with_the_largest_table_last(pg, dbname)
+    env = script_env(pg, base_env, dbname, backup_dir)
+    assert run_script("backup.sh", env).returncode == 0
+    # The lock session is the restore's only psql reading its statements from stdin.
+    refuse_stdin_sessions = (
+        'for arg in "$@"; do [[ "$arg" == -[cf] ]] && break; done\n'
+        '[[ "$arg" == -[cf] ]] ||\n'
+        '  { echo "ERROR:  permission denied for table large_last" >&2; exit 3; }'
+    )
+    path = tool_shims(tmp_path, pg, {"psql": refuse_stdin_sessions})
+    copy = f"{dbname}_copy"
+    restore_env = {**env, "TARGET_DATABASE": copy, "PATH": path}
+    restore_env.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
+    restore = run_script("restore.sh", restore_env)
+    assert restore.returncode == 0, restore.stderr
+    assert "could not lock the new tables (ERROR:  permission denied for table large_last)" in (
+        restore.stderr
+    )
     assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
