@@ -72,6 +72,7 @@ def test_largest_table_loads_first_and_data_is_identical(
         {**env, "TARGET_DATABASE": copy, "PGOPTIONS": "-c log_statement=all"},
     )
     assert restore.returncode == 0, restore.stderr
+    assert "(1 large tables ordered by size)" in restore.stderr
     assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
 
     with open(log_file, encoding="utf-8", errors="replace") as handle:
@@ -120,3 +121,20 @@ def test_tables_load_in_dump_order_when_they_cannot_be_locked(
         restore.stderr
     )
     assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+
+
+def test_a_server_with_minimal_wal_loads_in_one_run(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """On a new server restored with wal_level=minimal (disaster recovery, non-durable), one
+    pg_restore run creates and loads each table, so that its COPY skips WAL: no size order."""
+    _database_with_the_largest_table_last(pg, dbname)
+    assert run_script("backup.sh", script_env(pg, base_env, dbname, backup_dir)).returncode == 0
+    fresh = LocalPostgres().init(extra_conf="wal_level = minimal\nmax_wal_senders = 0\n").start()
+    try:
+        restore = run_script("restore.sh", script_env(fresh, base_env, dbname, backup_dir))
+        assert restore.returncode == 0, restore.stderr
+        assert "(0 large tables ordered by size)" in restore.stderr
+        assert pg_dump_text(fresh, dbname) == pg_dump_text(pg, dbname)
+    finally:
+        fresh.destroy()
