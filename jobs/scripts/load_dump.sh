@@ -14,7 +14,7 @@
 #   2. a session takes SHARE locks on them, which a COPY into them waits for;
 #   3. pg_restore -j --section=data --section=post-data starts: it stats the placeholders, then
 #      its workers send each table's COPY, which waits on the lock before the file is opened;
-#   4. once a COPY waits, the pipes are renamed over the placeholders and the lock is released.
+#   4. once a COPY waits, links to the pipes replace the placeholders and the lock is released.
 # A placeholder is never read: a worker opens a table's file only once its COPY has begun.
 
 LOAD_WRITERS=()
@@ -42,10 +42,12 @@ load_dump() {
 SIZE_ORDER_MIN_BYTES=$((8 * 1024 * 1024))
 
 # stage_dump DUMP_DIR: LOAD_DIR = the folder pg_restore should read. For an external zstd set
-# and a pg_restore that cannot read .zst: a scratch folder with a copy of the small files and a
-# named pipe per <n>.dat.zst, its zstd -d writer waiting for a reader. When orders_by_size, the
-# pipe of a table's data of SIZE_ORDER_MIN_BYTES or more waits in $PRIVATE_TMP/pipes behind a
-# placeholder (LOAD_PLACEHOLDERS lists them); the others are in place at once.
+# and a pg_restore that cannot read .zst: a scratch folder with a copy of the small files and,
+# per <n>.dat.zst, a link <n>.dat to a named pipe in $PRIVATE_TMP/pipes, its zstd -d writer
+# waiting there for a reader. The pipes never move (a writer that opened a moved pipe's old path
+# late would create a plain file there instead). When orders_by_size, a table's data of
+# SIZE_ORDER_MIN_BYTES or more has a placeholder instead of its link (LOAD_PLACEHOLDERS lists
+# them) until place_pipes.
 stage_dump() {
   local dump="$1" file name size pipes="$PRIVATE_TMP/pipes"
   local -a names=() in_place=()
@@ -83,7 +85,7 @@ stage_dump() {
       in_place+=("$pipes/$name")
     fi
   done
-  ((${#in_place[@]} == 0)) || mv -- "${in_place[@]}" "$LOAD_DIR/"
+  ((${#in_place[@]} == 0)) || ln -s -t "$LOAD_DIR" -- "${in_place[@]}"
   log "streaming ${#names[@]} zstd files to pg_restore through named pipes (${#LOAD_PLACEHOLDERS[@]} large tables ordered by size)"
 }
 
@@ -170,12 +172,13 @@ HAVING count(*) > 0 \gexec
 SQL
 }
 
-# place_pipes: rename each waiting pipe over its placeholder (each rename is atomic).
+# place_pipes: the placeholders are replaced by links to their pipes (each rename is atomic).
 place_pipes() {
-  local name
-  for name in "${LOAD_PLACEHOLDERS[@]}"; do
-    mv -f -- "$PRIVATE_TMP/pipes/$name" "$LOAD_DIR/$name"
-  done
+  local links="$PRIVATE_TMP/links"
+  ((${#LOAD_PLACEHOLDERS[@]} > 0)) || return 0
+  mkdir -p -- "$links"
+  ln -s -t "$links" -- "${LOAD_PLACEHOLDERS[@]/#/$PRIVATE_TMP/pipes/}"
+  mv -f -t "$LOAD_DIR" -- "${LOAD_PLACEHOLDERS[@]/#/$links/}"
   LOAD_PLACEHOLDERS=()
 }
 
