@@ -7,7 +7,7 @@
 # compress.sh). pg_restore -j starts the largest tables first, judging each table's size by a
 # stat() of its data file, once, as it starts. A pipe has no size: every table would look empty
 # and start in dump-id order (at the bench's scale 50 the largest table started last, and the
-# restore took a fifth longer). So at that stat each table's data file is a sparse placeholder
+# restore took about 15 % longer). So at that stat each table's data file is a sparse placeholder
 # as large as the table's data, and the pipes replace the placeholders before any of them is
 # opened. A lock makes that order certain, not timing:
 #   1. pg_restore --section=pre-data creates the tables;
@@ -38,7 +38,7 @@ load_dump() {
 }
 
 # Tables whose data is smaller than this load in well under a second: their order does not
-# matter, and their pipes go in place at once.
+# matter, and their links to the pipes are in place at once.
 SIZE_ORDER_MIN_BYTES=$((8 * 1024 * 1024))
 
 # stage_dump DUMP_DIR: LOAD_DIR = the folder pg_restore should read. For an external zstd set
