@@ -15,7 +15,9 @@
 #   3. pg_restore -j --section=data --section=post-data starts: it stats the placeholders, then
 #      its workers send each table's COPY, which waits on the lock before the file is opened;
 #   4. once a COPY waits, links to the pipes replace the placeholders and the lock is released.
-# A placeholder is never read: a worker opens a table's file only once its COPY has begun.
+# A placeholder is never read: a worker opens a table's file only once its COPY has begun. Were
+# one read all the same (the lock session ended early), its first line holds more fields than a
+# table can have columns: that COPY fails, and the restore with it.
 
 LOAD_WRITERS=()
 
@@ -49,7 +51,7 @@ SIZE_ORDER_MIN_BYTES=$((8 * 1024 * 1024))
 # SIZE_ORDER_MIN_BYTES or more has a placeholder instead of its link (LOAD_PLACEHOLDERS lists
 # them) until place_pipes.
 stage_dump() {
-  local dump="$1" file name size pipes="$PRIVATE_TMP/pipes"
+  local dump="$1" file name size too_many_fields pipes="$PRIVATE_TMP/pipes"
   local -a names=() in_place=()
   local -A sizes=()
   LOAD_DIR="$dump"
@@ -76,9 +78,12 @@ stage_dump() {
   if orders_by_size; then
     while read -r name size; do sizes["$name"]="$size"; done < <(table_data_sizes "$dump")
   fi
+  printf -v too_many_fields '%1700s' ''
+  too_many_fields="${too_many_fields// /$'\t'}"
   for name in "${names[@]}"; do
     size="${sizes[$name]:-0}"
     if ((size >= SIZE_ORDER_MIN_BYTES)); then
+      printf '%s\n' "$too_many_fields" >"$LOAD_DIR/$name"
       truncate -s "$size" -- "$LOAD_DIR/$name"
       LOAD_PLACEHOLDERS+=("$name")
     else
@@ -133,9 +138,8 @@ load_data_largest_first() {
   gate_pid="$LOAD_GATE_PID"
   # shellcheck disable=SC2016  # expanded when the cleanup runs
   add_cleanup '[[ -z "${LOAD_GATE_PID:-}" ]] || kill "$LOAD_GATE_PID" 2>/dev/null'
-  printf '%s\n' "BEGIN;" "SET LOCAL lock_timeout = '10s';" "$(lock_tables_sql)" "SELECT 'locked';" \
-    >&"${LOAD_GATE[1]}"
-  IFS= read -r answer <&"${LOAD_GATE[0]}" || true
+  { gate_send "BEGIN;" "SET LOCAL lock_timeout = '10s';" "$(lock_tables_sql)" "SELECT 'locked';" &&
+    gate_read answer; } || true
   if [[ "$answer" != locked ]]; then
     warn "could not lock the new tables ($(first_error_line "$PRIVATE_TMP/gate.err")): they load in dump order, not largest first"
     place_pipes
@@ -147,18 +151,33 @@ load_data_largest_first() {
   if [[ "$answer" == locked ]]; then
     until [[ "$answer" =~ ^[1-9] ]] || ! kill -0 "$pid" 2>/dev/null; do
       sleep 0.02
-      printf '%s\n' "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database());" \
-        >&"${LOAD_GATE[1]}"
-      IFS= read -r answer <&"${LOAD_GATE[0]}" || break
+      { gate_send "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database());" &&
+        gate_read answer; } || break
     done
     place_pipes
-    printf '%s\n' "COMMIT;" '\q' >&"${LOAD_GATE[1]}"
+    gate_send "COMMIT;" '\q' || true
   fi
   wait "$gate_pid" 2>/dev/null || true
   wait "$pid" || rc=$?
   unset '_CHILD_PIDS[-1]'
   return "$rc"
+}
+
+# gate_send LINE...: to the lock session; fails (never kills this script by SIGPIPE) once the
+# session has ended. gate_read VAR: its next line of output. (A coprocess's pipes are not open
+# in subshells, so SIGPIPE is ignored in this shell for the one write.)
+gate_send() {
+  local fd="${LOAD_GATE[1]:-}" rc=0
+  [[ -n "$fd" ]] || return 1
+  trap '' PIPE
+  { printf '%s\n' "$@" >&"$fd"; } 2>/dev/null || rc=1
+  trap - PIPE
+  return "$rc"
+}
+gate_read() {
+  local fd="${LOAD_GATE[0]:-}"
+  [[ -n "$fd" ]] && IFS= read -r "$1" <&"$fd"
 }
 
 # lock_tables_sql: psql input that takes a SHARE lock on every table of the database at once.

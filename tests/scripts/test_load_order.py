@@ -6,6 +6,7 @@ first, as it does from plain files, and no placeholder is ever read."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from pg_script_helpers import (
@@ -17,6 +18,8 @@ from pg_script_helpers import (
 )
 
 from jobs.local.postgres import LocalPostgres
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "jobs" / "scripts"
 
 # load_dump.sh's SIZE_ORDER_MIN_BYTES: tables below it are not ordered.
 SIZE_ORDER_MIN_BYTES = 8 * 1024 * 1024
@@ -138,3 +141,25 @@ def test_a_server_with_minimal_wal_loads_in_one_run(
         assert pg_dump_text(fresh, dbname) == pg_dump_text(pg, dbname)
     finally:
         fresh.destroy()
+
+
+def test_a_lock_session_that_ended_fails_a_send_without_ending_the_restore() -> None:
+    """Writing to a session that no longer reads would kill the script by SIGPIPE; gate_send
+    fails instead (session alive but its input closed, or gone), gate_read finds nothing, and
+    the restore goes on to load in dump order."""
+    libraries = ("common.sh", "pg.sh", "compress.sh", "load_dump.sh")
+    sources = " ".join(f'source "{SCRIPTS}/{name}";' for name in libraries)
+    script = (
+        "set -euo pipefail; coproc LOAD_GATE { exec 0<&-; sleep 1; }; sleep 0.3;"
+        'gate_send "SELECT 1;" && echo sent || echo refused; wait "$LOAD_GATE_PID";'
+        'gate_send "SELECT 1;" && echo sent || echo refused;'
+        "gate_read answer && echo read || echo nothing; echo alive"
+    )
+    done = subprocess.run(
+        ["bash", "-c", f"{sources} {script}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.split()) == (0, ["refused", "refused", "nothing", "alive"])
