@@ -103,6 +103,18 @@ def pg_dump_text(pg: LocalPostgres, database: str, *args: str) -> str:
     )
 
 
+def restore_copy(
+    pg: LocalPostgres, env: Mapping[str, str], database: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """restore.sh of DATABASE's latest set into a new `<database>_copy` (env plus `extra`); the
+    restore succeeds and the copy dumps exactly as the original."""
+    copy = f"{database}_copy"
+    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy, **extra})
+    assert restore.returncode == 0, restore.stderr
+    assert pg_dump_text(pg, copy) == pg_dump_text(pg, database)
+    return restore
+
+
 def database_names(pg: LocalPostgres) -> set[str]:
     return set(pg.psql("SELECT datname FROM pg_database").split())
 

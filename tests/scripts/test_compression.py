@@ -15,6 +15,7 @@ from pg_script_helpers import (
     error_line,
     latest_set,
     pg_dump_text,
+    restore_copy,
     rich_database,
     run_script,
     script_env,
@@ -69,10 +70,7 @@ def test_each_route_restores_identical_data(
     assert data and all(name.endswith(suffix) for name in data)
     assert run_script("verify.sh", env).returncode == 0
 
-    copy = f"{dbname}_copy"
-    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
-    assert restore.returncode == 0, restore.stderr
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+    restore_copy(pg, env, dbname)
 
 
 def test_flipped_byte_in_a_zstd_file_is_refused_before_anything_is_touched(
@@ -119,10 +117,7 @@ def test_auto_falls_back_to_gzip_without_a_zstd_binary(
     zstd_asked = run_script("backup.sh", {**env, "COMPRESSION": "zstd"})
     assert zstd_asked.returncode == 78 and "no zstd binary" in error_line(zstd_asked)
 
-    copy = f"{dbname}_copy"
-    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
-    assert restore.returncode == 0, restore.stderr
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+    restore_copy(pg, env, dbname)
 
 
 def test_a_zstd_set_is_refused_where_nothing_can_read_it(
@@ -176,11 +171,8 @@ def test_rows_counted_from_the_dump_itself_match_the_tables(
     assert data and all(name.endswith(".dat.zst") or name == "blobs.toc" for name in data)
     assert any(name.startswith("blob_") for name in data)
 
-    copy = f"{dbname}_copy"
-    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
-    assert restore.returncode == 0, restore.stderr
+    restore = restore_copy(pg, env, dbname)
     assert summary(restore)["row_counts"] == "exact"
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
 
 
 def test_pg_dump_leaves_the_flush_to_the_backup(

@@ -12,6 +12,7 @@ from pathlib import Path
 from pg_script_helpers import (
     latest_set,
     pg_dump_text,
+    restore_copy,
     run_script,
     script_env,
     tool_shims,
@@ -67,16 +68,10 @@ def test_largest_table_loads_first_and_data_is_identical(
     assert len(list(dump.glob("*.dat.zst"))) == 5  # four tables and the large object
     assert (dump / "toc.dat").stat().st_size > 0
 
-    copy = f"{dbname}_copy"
     log_file = pg.root / "server.log"
     seen = log_file.stat().st_size
-    restore = run_script(
-        "restore.sh",
-        {**env, "TARGET_DATABASE": copy, "PGOPTIONS": "-c log_statement=all"},
-    )
-    assert restore.returncode == 0, restore.stderr
+    restore = restore_copy(pg, env, dbname, PGOPTIONS="-c log_statement=all")
     assert "(1 large tables ordered by size)" in restore.stderr
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
 
     with open(log_file, encoding="utf-8", errors="replace") as handle:
         handle.seek(seen)
@@ -94,10 +89,7 @@ def test_one_job_loads_through_pipes_in_dump_order(
     _database_with_the_largest_table_last(pg, dbname)
     env = script_env(pg, base_env, dbname, backup_dir, DUMP_JOBS="1")
     assert run_script("backup.sh", env).returncode == 0
-    copy = f"{dbname}_copy"
-    restore = run_script("restore.sh", {**env, "TARGET_DATABASE": copy})
-    assert restore.returncode == 0, restore.stderr
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
+    restore_copy(pg, env, dbname)
 
 
 def test_tables_load_in_dump_order_when_they_cannot_be_locked(
@@ -115,15 +107,12 @@ def test_tables_load_in_dump_order_when_they_cannot_be_locked(
         '  { echo "ERROR:  permission denied for table large_last" >&2; exit 3; }'
     )
     path = tool_shims(tmp_path, pg, {"psql": refuse_stdin_sessions})
-    copy = f"{dbname}_copy"
-    restore_env = {**env, "TARGET_DATABASE": copy, "PATH": path}
-    restore_env.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
-    restore = run_script("restore.sh", restore_env)
-    assert restore.returncode == 0, restore.stderr
+    shimmed = {**env, "PATH": path}
+    shimmed.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
+    restore = restore_copy(pg, shimmed, dbname)
     assert "could not lock the new tables (ERROR:  permission denied for table large_last)" in (
         restore.stderr
     )
-    assert pg_dump_text(pg, copy) == pg_dump_text(pg, dbname)
 
 
 def test_a_server_with_minimal_wal_loads_in_one_run(
