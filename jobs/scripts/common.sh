@@ -210,6 +210,19 @@ run_child() {
   return "$rc"
 }
 
+# send_lines FD LINE...: LINEs to a child process's input on FD; fails (never kills the script by
+# SIGPIPE) once that process has stopped reading. (A subshell cannot do the write: a coprocess's
+# pipes are not open in subshells. So SIGPIPE is ignored in this shell for the one write.)
+send_lines() {
+  local fd="$1" rc=0
+  shift
+  [[ -n "$fd" ]] || return 1
+  trap '' PIPE
+  { printf '%s\n' "$@" >&"$fd"; } 2>/dev/null || rc=1
+  trap - PIPE
+  return "$rc"
+}
+
 # -- private temporary directory and the password file -------------------------------------------
 PRIVATE_TMP=""
 

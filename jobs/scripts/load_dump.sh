@@ -19,24 +19,67 @@
 # one read all the same (the lock session ended early), its first line holds more fields than a
 # table can have columns: that COPY fails, and the restore with it.
 
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=loaded_rows.sh
+source "$(dirname "${BASH_SOURCE[0]}")/loaded_rows.sh"
+
 LOAD_WRITERS=()
 
 # load_dump DUMP_DIR INTO: restore the archive in DUMP_DIR into the database INTO (which exists
 # and is empty) with DUMP_JOBS workers; dies clearly when pg_restore or a decompression fails.
+# LOADED_ROWS: the rows of the tables counted as they loaded (loaded_rows.sh).
 load_dump() {
-  local dump="$1" into="$2" conn rc=0
-  conn="$(conninfo_db "$into")"
+  local dump="$1" into="$2" rc=0
+  LOADED_ROWS=""
   stage_dump "$dump"
   if ((${#LOAD_PLACEHOLDERS[@]} == 0)); then
-    run_child pg_restore -w -j "$DUMP_JOBS" --exit-on-error -d "$conn" "$LOAD_DIR" \
-      2>"$PRIVATE_TMP/restore.err" || rc=$?
+    start_restore "$into" -j "$DUMP_JOBS"
+    finish_restore || rc=$?
   else
-    run_child pg_restore -w --section=pre-data --exit-on-error -d "$conn" "$LOAD_DIR" \
-      2>"$PRIVATE_TMP/restore.err" || rc=$?
+    run_child pg_restore -w --section=pre-data --exit-on-error -d "$(conninfo_db "$into")" \
+      "$LOAD_DIR" 2>"$PRIVATE_TMP/restore.err" || rc=$?
     ((rc != 0)) || load_data_largest_first "$into" || rc=$?
   fi
   ((rc == 0)) || fail_pg_step "pg_restore into $into (exit $rc)" "$PRIVATE_TMP/restore.err"
   end_writers
+}
+
+# start_restore INTO PG_RESTORE_ARGS...: pg_restore (-v) of LOAD_DIR into INTO in the background,
+# its messages to a pipe that finish_restore reads. With the manifest's exact row counts and
+# more than one job, the row counter too (-j 1 reports no table as finished).
+start_restore() {
+  local into="$1" messages="$PRIVATE_TMP/pg_restore.messages"
+  shift
+  rm -f -- "$messages"
+  mkfifo -m 600 -- "$messages"
+  # (in English whatever the locale: the messages are matched below)
+  LC_MESSAGES=C pg_restore -w -v "$@" --exit-on-error -d "$(conninfo_db "$into")" "$LOAD_DIR" \
+    2>"$messages" &
+  RESTORE_PID=$!
+  _CHILD_PIDS+=("$RESTORE_PID")
+  exec {RESTORE_MESSAGES}<"$messages"
+  if ((DUMP_JOBS > 1)) && [[ "$(manifest_field "$MANIFEST" row_counts || true)" == exact ]]; then
+    start_row_counter "$into" "$PRIVATE_TMP/toc.list"
+  fi
+}
+
+# finish_restore: relay pg_restore's messages until it ends (errors, warnings and anything else
+# that is not a -v progress line go to restore.err), counting each table once its data is
+# reported loaded. Returns pg_restore's status.
+finish_restore() {
+  local line rc=0
+  while IFS= read -r line <&"$RESTORE_MESSAGES"; do
+    if [[ "$line" =~ ^pg_restore:\ finished\ item\ ([0-9]+)\ TABLE\ DATA\  ]]; then
+      count_loaded_table "${BASH_REMATCH[1]}"
+    elif [[ "$line" != "pg_restore: "* || "$line" =~ ^pg_restore:\ (error|warning|detail|hint): ]]; then
+      printf '%s\n' "$line" >>"$PRIVATE_TMP/restore.err"
+    fi
+  done
+  exec {RESTORE_MESSAGES}<&-
+  wait "$RESTORE_PID" || rc=$?
+  unset '_CHILD_PIDS[-1]'
+  end_row_counter
+  return "$rc"
 }
 
 # Tables whose data is smaller than this load in well under a second: their order does not
@@ -131,9 +174,9 @@ table_data_sizes() {
 # table, or another session's lock held for 10 s), the pipes go in place first and the tables
 # load in dump-id order: slower, as correct.
 load_data_largest_first() {
-  local into="$1" pid rc=0 answer="" gate_pid
+  local into="$1" answer="" gate_pid
   coproc LOAD_GATE {
-    exec "${PSQL[@]}" -d "$(conninfo_db "$into")" 2>"$PRIVATE_TMP/gate.err"
+    PGAPPNAME=pgbackup-load-order exec "${PSQL[@]}" -d "$(conninfo_db "$into")" 2>"$PRIVATE_TMP/gate.err"
   }
   gate_pid="$LOAD_GATE_PID"
   # shellcheck disable=SC2016  # expanded when the cleanup runs
@@ -144,12 +187,9 @@ load_data_largest_first() {
     warn "could not lock the new tables ($(first_error_line "$PRIVATE_TMP/gate.err")): they load in dump order, not largest first"
     place_pipes
   fi
-  pg_restore -w -j "$DUMP_JOBS" --section=data --section=post-data --exit-on-error \
-    -d "$(conninfo_db "$into")" "$LOAD_DIR" 2>>"$PRIVATE_TMP/restore.err" &
-  pid=$!
-  _CHILD_PIDS+=("$pid")
+  start_restore "$into" -j "$DUMP_JOBS" --section=data --section=post-data
   if [[ "$answer" == locked ]]; then
-    until [[ "$answer" =~ ^[1-9] ]] || ! kill -0 "$pid" 2>/dev/null; do
+    until [[ "$answer" =~ ^[1-9] ]] || ! kill -0 "$RESTORE_PID" 2>/dev/null; do
       sleep 0.02
       { gate_send "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'
         AND database = (SELECT oid FROM pg_database WHERE datname = current_database());" &&
@@ -159,22 +199,12 @@ load_data_largest_first() {
     gate_send "COMMIT;" '\q' || true
   fi
   wait "$gate_pid" 2>/dev/null || true
-  wait "$pid" || rc=$?
-  unset '_CHILD_PIDS[-1]'
-  return "$rc"
+  finish_restore
 }
 
-# gate_send LINE...: to the lock session; fails (never kills this script by SIGPIPE) once the
-# session has ended. gate_read VAR: its next line of output. (A coprocess's pipes are not open
-# in subshells, so SIGPIPE is ignored in this shell for the one write.)
-gate_send() {
-  local fd="${LOAD_GATE[1]:-}" rc=0
-  [[ -n "$fd" ]] || return 1
-  trap '' PIPE
-  { printf '%s\n' "$@" >&"$fd"; } 2>/dev/null || rc=1
-  trap - PIPE
-  return "$rc"
-}
+# gate_send LINE...: to the lock session; fails once the session has ended. gate_read VAR: its
+# next line of output.
+gate_send() { send_lines "${LOAD_GATE[1]:-}" "$@"; }
 gate_read() {
   local fd="${LOAD_GATE[0]:-}"
   [[ -n "$fd" ]] && IFS= read -r "$1" <&"$fd"

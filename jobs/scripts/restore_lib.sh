@@ -180,11 +180,7 @@ prepare_database() {
   # shellcheck disable=SC2016  # expanded when the cleanup runs
   add_cleanup '[[ -z "${DROP_ON_FAILURE:-}" ]] || { drop_database "$DROP_ON_FAILURE"; log "dropped the unfinished $DROP_ON_FAILURE"; }'
   create_database_sql "$into" "$settings" >"$PRIVATE_TMP/create.sql"
-  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/create.sql" \
-    >"$PRIVATE_TMP/create.stmt" 2>"$PRIVATE_TMP/create.err" ||
-    fail_pg_step "planning CREATE DATABASE $into" "$PRIVATE_TMP/create.err"
-  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/create.stmt" \
-    2>"$PRIVATE_TMP/create.err" >/dev/null || fail_pg_step "CREATE DATABASE $into" "$PRIVATE_TMP/create.err"
+  run_generated "CREATE DATABASE $into" "$PRIVATE_TMP/create.sql"
   log "created $into; loading the dump"
 
   if [[ "$SOURCE_KIND" == set ]]; then
@@ -196,13 +192,11 @@ prepare_database() {
   check_restored "$into"
 
   database_state_sql "$into" "$settings" >"$PRIVATE_TMP/state.sql"
-  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/state.sql" \
-    >"$PRIVATE_TMP/state.stmt" 2>"$PRIVATE_TMP/state.err" ||
-    fail_pg_step "planning the database-level settings" "$PRIVATE_TMP/state.err"
-  pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/state.stmt" >/dev/null
   if [[ "$into" == "$SIDE_DB" ]]; then
-    pg_query "$MAINTENANCE_DB" "COMMENT ON DATABASE $(sql_ident "$into") IS $(sql_literal "$PREPARED_MARK $ID")" >/dev/null
+    printf 'COMMENT ON DATABASE %s IS %s;\n' "$(sql_ident "$into")" "$(sql_literal "$PREPARED_MARK $ID")" \
+      >>"$PRIVATE_TMP/state.sql"
   fi
+  run_generated "the database-level settings of $into" "$PRIVATE_TMP/state.sql" --single-transaction
   # shellcheck disable=SC2034  # read by the cleanup registered above
   DROP_ON_FAILURE=""
   log "$into is ready: $TABLES_CHECKED tables match the manifest (row counts: $ROW_COUNTS_MODE)"
@@ -224,7 +218,8 @@ check_restored() {
     return 0
   fi
   ROW_COUNTS_MODE="$(manifest_field "$MANIFEST" row_counts || echo estimate)"
-  check_tables_sql "$(manifest_raw "$MANIFEST" tables)" "$ROW_COUNTS_MODE" >"$PRIVATE_TMP/check.sql"
+  check_tables_sql "$(manifest_raw "$MANIFEST" tables)" "$ROW_COUNTS_MODE" "${LOADED_ROWS:-}" \
+    >"$PRIVATE_TMP/check.sql"
   result="$("${PSQL[@]}" -d "$(conninfo_db "$into")" -f "$PRIVATE_TMP/check.sql" 2>"$PRIVATE_TMP/check.err")" ||
     fail_pg_step "checking $into against the manifest" "$PRIVATE_TMP/check.err"
   TABLES_CHECKED="$(head -n1 <<<"$result")"
@@ -239,10 +234,17 @@ check_restored() {
 # apply_database_comment NAME: the comment the source database had.
 apply_database_comment() {
   database_comment_sql "$1" "$(settings_json)" >"$PRIVATE_TMP/comment.sql"
-  "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$PRIVATE_TMP/comment.sql" \
-    >"$PRIVATE_TMP/comment.stmt" 2>"$PRIVATE_TMP/comment.err" ||
-    fail_pg_step "planning the database comment" "$PRIVATE_TMP/comment.err"
-  pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/comment.stmt" >/dev/null
+  run_generated "the comment of database $1" "$PRIVATE_TMP/comment.sql" --single-transaction
+}
+
+# run_generated STEP FILE [PSQL_OPTION...]: FILE (from one of restore_sql.sh's generators: a
+# query, then \gexec running each statement it prints) in one session on MAINTENANCE_DB; dies
+# naming STEP when any of it fails.
+run_generated() {
+  local step="$1" file="$2"
+  shift 2
+  "${PSQL[@]}" "$@" -d "$(conninfo_db "$MAINTENANCE_DB")" -f "$file" \
+    >/dev/null 2>"$PRIVATE_TMP/generated.err" || fail_pg_step "$step" "$PRIVATE_TMP/generated.err"
 }
 
 # swap_into_place: refuse new connections to the live database, then in one transaction end its

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
 # SQL that restore.sh runs, as text. The manifest's JSON is parsed by PostgreSQL itself (the
-# postgres image has no jq): each *_sql function prints a query that prints the statements to run,
-# with names and values quoted by quote_ident/quote_literal on the server.
+# postgres image has no jq): create_database_sql, database_state_sql and database_comment_sql
+# print psql input, a query that prints the statements to run (names and values quoted by
+# quote_ident/quote_literal on the server) followed by \gexec, which runs them in the same session.
 
 # sql_ident NAME: NAME as a quoted SQL identifier.
 sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
@@ -28,8 +29,7 @@ SELECT 'CREATE DATABASE ' || quote_ident($name) || ' WITH TEMPLATE template0'
                  THEN ' ICU_RULES ' || quote_literal(j->>'icu_rules') ELSE '' END
        WHEN 'b' THEN ' LOCALE_PROVIDER builtin BUILTIN_LOCALE ' || quote_literal(j->>'icu_locale')
        ELSE '' END
-  || ';'
-FROM s;
+FROM s \gexec
 SQL
 }
 
@@ -74,7 +74,7 @@ database_state_sql() {
        LATERAL (SELECT split_part(x.e->>'setting', '=', 1) AS k,
                        substr(x.e->>'setting', strpos(x.e->>'setting', '=') + 1) AS v) AS kv
 )
-SELECT stmt FROM stmts ORDER BY o, n;
+SELECT stmt FROM stmts ORDER BY o, n \gexec
 SQL
 }
 
@@ -82,19 +82,25 @@ SQL
 database_comment_sql() {
   settings_cte "$2"
   printf "SELECT 'COMMENT ON DATABASE ' || quote_ident(%s) || ' IS '
-  || coalesce(quote_literal(j->>'comment'), 'NULL') || ';' FROM s;\n" "$(sql_literal "$1")"
+  || coalesce(quote_literal(j->>'comment'), 'NULL') FROM s \\gexec\n" "$(sql_literal "$1")"
 }
 
-# check_tables_sql TABLES_JSON MODE: first line, how many tables the manifest lists; then one
-# line per table missing, unexpected, or (MODE exact) with a different row count.
+# check_tables_sql TABLES_JSON MODE [COUNTED]: first line, how many tables the manifest lists;
+# then one line per table missing, unexpected, or (MODE exact) with a different row count.
+# COUNTED: rows already counted, `(<oid>::oid, <rows>::bigint), ...`; the other tables are
+# counted here.
 check_tables_sql() {
-  local manifest_tables compare_rows=false
+  local manifest_tables compare_rows=false restored
   manifest_tables="jsonb_to_recordset($(sql_dollar_quote "$1")::jsonb) AS t(schema text, name text, rows bigint)"
-  [[ "$2" == exact ]] && compare_rows=true
+  restored="$(tables_sql "$2")"
+  if [[ "$2" == exact ]]; then
+    compare_rows=true
+    [[ -z "${3:-}" ]] || restored="$(tables_sql counted "$3")"
+  fi
   cat <<SQL
 SELECT count(*) FROM $manifest_tables;
 WITH m AS (SELECT * FROM $manifest_tables),
-     a AS (SELECT * FROM jsonb_to_recordset(($(tables_sql "$2"))::jsonb)
+     a AS (SELECT * FROM jsonb_to_recordset(($restored)::jsonb)
                     AS t(schema text, name text, rows bigint))
 SELECT format('%s.%s: manifest %s rows, restored %s', coalesce(m.schema, a.schema),
               coalesce(m.name, a.name), coalesce(m.rows::text, 'no table'),

@@ -100,13 +100,11 @@ def test_tables_load_in_dump_order_when_they_cannot_be_locked(
     _database_with_the_largest_table_last(pg, dbname)
     env = script_env(pg, base_env, dbname, backup_dir)
     assert run_script("backup.sh", env).returncode == 0
-    # The lock session is the restore's only psql reading its statements from stdin.
-    refuse_stdin_sessions = (
-        'for arg in "$@"; do [[ "$arg" == -[cf] ]] && break; done\n'
-        '[[ "$arg" == -[cf] ]] ||\n'
+    refuse_the_lock_session = (
+        '[[ "${PGAPPNAME:-}" != pgbackup-load-order ]] ||\n'
         '  { echo "ERROR:  permission denied for table large_last" >&2; exit 3; }'
     )
-    path = tool_shims(tmp_path, pg, {"psql": refuse_stdin_sessions})
+    path = tool_shims(tmp_path, pg, {"psql": refuse_the_lock_session})
     shimmed = {**env, "PATH": path}
     shimmed.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
     restore = restore_copy(pg, shimmed, dbname)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# Row counts taken while the load goes on. Sourced by load_dump.sh.
+#
+# The restore proves itself by counting every table's rows against the manifest. Counted after
+# pg_restore, that is a second of scanning that nothing overlaps. But pg_restore -j reports each
+# table's data as finished ("finished item <id> TABLE DATA ...", printed by its leader once the
+# worker's COPY has committed), and from then on nothing in the restore changes that table's rows.
+# So a session of its own counts each table then, while the other tables still load; near the end
+# of a restore one worker is often idle (the last index build runs alone), and the counts fill it.
+# check_restored then counts only the tables not counted here. A table this session cannot name
+# with certainty, or fails to count, is simply counted there.
+
+LOADED_ROWS=""
+ROW_COUNTER_FD=""
+ROW_COUNTER_PID=""
+declare -A TABLE_DATA_ENTRIES=()
+
+# start_row_counter INTO LISTFILE: the counting session on INTO, reading from a pipe
+# (ROW_COUNTER_FD) and writing `(<oid>::oid, <rows>::bigint)` lines to a file. LISTFILE is the
+# archive's list; its TABLE DATA lines read `<id>; 0 <oid> TABLE DATA <schema> <table> <owner>`.
+start_row_counter() {
+  local into="$1" id entry queries="$PRIVATE_TMP/row_counter.sql"
+  TABLE_DATA_ENTRIES=()
+  while read -r id entry; do
+    TABLE_DATA_ENTRIES["$id"]="$entry"
+  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA \(.*\)$/\1 \2/p' "$2")
+  ((${#TABLE_DATA_ENTRIES[@]} > 0)) || return 0
+  rm -f -- "$queries" "$PRIVATE_TMP/loaded_rows"
+  mkfifo -m 600 -- "$queries"
+  # The pipe is its input, opened before psql starts (were it opened by psql, after connecting,
+  # a session that cannot connect would leave the open below waiting forever). ON_ERROR_STOP
+  # off: a count that fails leaves its table to check_restored.
+  PGAPPNAME=pgbackup-row-counter "${PSQL[@]}" -v ON_ERROR_STOP=0 -d "$(conninfo_db "$into")" \
+    <"$queries" >"$PRIVATE_TMP/loaded_rows" 2>"$PRIVATE_TMP/row_counter.err" &
+  ROW_COUNTER_PID=$!
+  # shellcheck disable=SC2016  # expanded when the cleanup runs
+  add_cleanup '[[ -z "${ROW_COUNTER_PID:-}" ]] || kill "$ROW_COUNTER_PID" 2>/dev/null'
+  exec {ROW_COUNTER_FD}>"$queries"
+}
+
+# count_loaded_table ID: the archive's item ID (a TABLE DATA entry) has been loaded: count its
+# table. The table is found by its list entry `<schema> <table> <owner>`, and counted only when
+# exactly one table has that entry (names with spaces could make two of them match).
+count_loaded_table() {
+  local entry="${TABLE_DATA_ENTRIES[$1]:-}"
+  [[ -n "$ROW_COUNTER_FD" && -n "$entry" ]] || return 0
+  send_lines "$ROW_COUNTER_FD" "SELECT format('SELECT format(%L, %s, count(*)) FROM ONLY %s',
+    '(%s::oid, %s::bigint)', min(c.oid), min(c.oid)::regclass)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r'
+    AND n.nspname || ' ' || c.relname || ' ' || pg_get_userbyid(c.relowner) = $(sql_dollar_quote "$entry")
+  HAVING count(*) = 1 \\gexec" || end_row_counter
+}
+
+# end_row_counter: close the session once it has counted what it was sent; LOADED_ROWS = its
+# counts, `(<oid>::oid, <rows>::bigint), ...` (the form tables_sql counted takes).
+end_row_counter() {
+  local line sep="" counted=0
+  [[ -n "$ROW_COUNTER_FD" ]] || return 0
+  exec {ROW_COUNTER_FD}>&-
+  ROW_COUNTER_FD=""
+  wait "$ROW_COUNTER_PID" 2>/dev/null || true
+  ROW_COUNTER_PID=""
+  LOADED_ROWS=""
+  while IFS= read -r line; do
+    [[ "$line" =~ ^\([0-9]+::oid,\ [0-9]+::bigint\)$ ]] || continue
+    LOADED_ROWS+="$sep$line"
+    sep=", "
+    counted=$((counted + 1))
+  done <"$PRIVATE_TMP/loaded_rows"
+  log "rows of $counted of ${#TABLE_DATA_ENTRIES[@]} tables counted as they loaded"
+}
