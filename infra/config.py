@@ -261,7 +261,7 @@ def _resources(r: Reader, key: str, default: Resources) -> Resources:
 # From `make bench` (README, Performance): a backup is pg_dump -j2 with zstd -T2 compressing each
 # finished table file beside it, CPU-bound on both cores, so the CPU limit is 2 (DUMP_JOBS follows
 # it through the downward API); the request stays low because it runs at night. The largest
-# process of a backup or restore peaked at 19 MiB on the 1.7 GB fixture; client
+# process of a backup or restore peaked at 18-19 MiB on the 1.7 GB fixture; client
 # memory grows with the number of objects, not data size: 1Gi leaves room for large catalogs.
 DEFAULT_BACKUP_RESOURCES = Resources("250m", "256Mi", "2", "1Gi")
 DEFAULT_UPLOAD_RESOURCES = Resources("100m", "128Mi", "1", "512Mi")

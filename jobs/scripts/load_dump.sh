@@ -63,15 +63,15 @@ start_restore() {
   fi
 }
 
-# finish_restore: relay pg_restore's messages until it ends (errors, warnings and anything else
-# that is not a -v progress line go to restore.err), counting each table once its data is
-# reported loaded. Returns pg_restore's status.
+# finish_restore: relay pg_restore's messages until it ends (errors, warnings, their context and
+# anything else that is not a -v progress line go to restore.err), counting each table once its
+# data is reported loaded. Returns pg_restore's status.
 finish_restore() {
-  local line rc=0
+  local line rc=0 kept='^pg_restore: ((error|warning|detail|hint):|from TOC entry |while [A-Z]+:)'
   while IFS= read -r line <&"$RESTORE_MESSAGES"; do
     if [[ "$line" =~ ^pg_restore:\ finished\ item\ ([0-9]+)\ TABLE\ DATA\  ]]; then
       count_loaded_table "${BASH_REMATCH[1]}"
-    elif [[ "$line" != "pg_restore: "* || "$line" =~ ^pg_restore:\ (error|warning|detail|hint): ]]; then
+    elif [[ "$line" != "pg_restore: "* || "$line" =~ $kept ]]; then
       printf '%s\n' "$line" >>"$PRIVATE_TMP/restore.err"
     fi
   done
