@@ -27,9 +27,11 @@ LOAD_WRITERS=()
 
 # load_dump DUMP_DIR INTO: restore the archive in DUMP_DIR into the database INTO (which exists
 # and is empty) with DUMP_JOBS workers; dies clearly when pg_restore or a decompression fails.
-# LOADED_ROWS: the rows of the tables counted as they loaded (loaded_rows.sh).
+# Reads the archive's list (pg_restore --list) that verify_source saved. LOADED_ROWS: the rows
+# of the tables counted as they loaded (loaded_rows.sh).
 load_dump() {
   local dump="$1" into="$2" rc=0
+  ARCHIVE_LIST="$PRIVATE_TMP/toc.list"
   LOADED_ROWS=""
   stage_dump "$dump"
   if ((${#LOAD_PLACEHOLDERS[@]} == 0)); then
@@ -59,7 +61,7 @@ start_restore() {
   _CHILD_PIDS+=("$RESTORE_PID")
   exec {RESTORE_MESSAGES}<"$messages"
   if ((DUMP_JOBS > 1)) && [[ "$(manifest_field "$MANIFEST" row_counts || true)" == exact ]]; then
-    start_row_counter "$into" "$PRIVATE_TMP/toc.list"
+    start_row_counter "$into" "$ARCHIVE_LIST"
   fi
 }
 
@@ -148,15 +150,13 @@ orders_by_size() {
 
 # table_data_sizes DUMP_DIR: `<n>.dat <bytes>` for each TABLE DATA entry of the archive whose
 # zstd file records its uncompressed size (in its frame header, read by zstd -l in one call).
-# The entries are those of pg_restore's list: `<id>; <catalog oid> <oid> TABLE DATA ...`.
+# The entries are those of the archive's list: `<id>; <catalog oid> <oid> TABLE DATA ...`.
 table_data_sizes() {
   local -a files=()
   local id line name=""
-  pg_restore --list -- "$1" 2>"$PRIVATE_TMP/list.err" >"$PRIVATE_TMP/load.list" ||
-    fail_pg_step "pg_restore --list of backup $ID" "$PRIVATE_TMP/list.err"
   while read -r id; do
     [[ ! -f "$1/$id.dat.zst" ]] || files+=("$1/$id.dat.zst")
-  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA .*/\1/p' "$PRIVATE_TMP/load.list")
+  done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA .*/\1/p' "$ARCHIVE_LIST")
   ((${#files[@]} > 0)) || return 0
   while IFS= read -r line; do
     case "$line" in

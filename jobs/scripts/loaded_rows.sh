@@ -8,8 +8,10 @@
 # worker's COPY has committed), and from then on nothing in the restore changes that table's rows.
 # So a session of its own counts each table then, while the other tables still load; near the end
 # of a restore one worker is often idle (the last index build runs alone), and the counts fill it.
-# check_restored then counts only the tables not counted here. A table this session cannot name
-# with certainty, or fails to count, is simply counted there.
+# check_restored then counts only the tables not counted here (at the bench's scale 50: 0.04 s
+# instead of 0.9 s after the load; the restore as a whole gains less, 0.2-0.5 s, as the counts
+# share the CPU with the load). A table this session cannot name with certainty, or fails to
+# count, is simply counted there.
 
 LOADED_ROWS=""
 ROW_COUNTER_FD=""

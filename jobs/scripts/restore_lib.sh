@@ -58,7 +58,8 @@ resolve_backup() {
 }
 
 # verify_source: the set is whole before anything is touched: manifest present and verified,
-# every checksum matches, this pg_restore reads the archive. Legacy dumps: gzip -t.
+# every checksum matches, this pg_restore reads the archive (its list is kept in
+# $PRIVATE_TMP/toc.list, for load_dump). Legacy dumps: gzip -t.
 verify_source() {
   if [[ "$SOURCE_KIND" == legacy ]]; then
     gzip -t -- "$SOURCE_PATH" 2>/dev/null || die "$EX_CORRUPT" \
