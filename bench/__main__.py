@@ -116,10 +116,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
         backups = [guide_backup(ctx), pigz_backup(ctx), ours.pipeline(),
                    limit_dump_serial(ctx), limit_dump_parallel(ctx)]  # fmt: skip
         say(f"backups: {len(backups)} pipelines × {args.repeat} rounds")
-        run_rounds(backups, args.repeat)
+        run_rounds(backups, args.repeat, server.data)
         restores = [guide_restore(ctx), ours_restore(ctx, ours), limit_restore(ctx)]
         say(f"restores: {len(restores)} pipelines × {args.repeat} rounds")
-        run_rounds(restores, args.repeat)
+        run_rounds(restores, args.repeat, server.data)
         rows = {p.row.name: p.row for p in backups + restores}
         main_rows = list(rows.values())
 

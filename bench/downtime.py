@@ -85,11 +85,11 @@ def measure(
         result["note"] = missing
         return result
     clear_restore_leftovers(ctx, ctx.database)
-    prepare_s, _ = timed(
+    prepare_s, _, _ = timed(
         lambda: run_restore_script(ctx, ctx.database, backup_id, RESTORE_STEP="prepare")
     )
     with Probe(ctx, ctx.database) as probe:
-        swap_s, _ = timed(
+        swap_s, _, _ = timed(
             lambda: run_restore_script(ctx, ctx.database, backup_id, RESTORE_STEP="swap")
         )
     put_original_back(ctx, ctx.database)

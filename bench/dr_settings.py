@@ -49,7 +49,7 @@ def _restore_into_new_server(
         server.psql("CHECKPOINT")
 
     try:
-        repeat(row, count, step, before=reset)
+        repeat(row, count, step, before=reset, server_data=server.data)
     finally:
         server.destroy()
 

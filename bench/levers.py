@@ -131,13 +131,15 @@ def measure(ctx: BenchContext, count: int) -> list[Measurement]:
             shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             script = lever.script.format(out=out, jobs=ctx.jobs)
-            repeat(lever.row, 1, lambda s=script, w=lever.label: run_shell(s, env, w))  # type: ignore[misc]
+            repeat(lever.row, 1, lambda s=script, w=lever.label: run_shell(s, env, w),  # type: ignore[misc]
+                   server_data=ctx.pg.data)  # fmt: skip
             lever.row.bytes = _set_bytes(out)
             if lever.restore and lever.restore_row is not None:
                 ctx.pg.psql(f'DROP DATABASE IF EXISTS "{RESTORE_DB}" WITH (FORCE)')
                 restore = lever.restore.format(out=out, jobs=ctx.jobs, db=RESTORE_DB)
                 repeat(lever.restore_row, 1,
-                       lambda s=restore, w=lever.label: run_shell(s, admin_env, f"restore of {w}"))  # type: ignore[misc]  # fmt: skip
+                       lambda s=restore, w=lever.label: run_shell(s, admin_env, f"restore of {w}"),  # type: ignore[misc]
+                       server_data=ctx.pg.data)  # fmt: skip
                 ctx.pg.psql(f'DROP DATABASE IF EXISTS "{RESTORE_DB}" WITH (FORCE)')
     shutil.rmtree(root, ignore_errors=True)
     rows: list[Measurement] = []

@@ -46,13 +46,21 @@ def _fmt_bytes(value: int | None) -> str:
     return f"{value / MIB:9.1f}" if value is not None else f"{'–':>9}"
 
 
+def _fmt_cpu(row: Measurement) -> str:
+    """`total (server+client)` CPU-seconds, medians of the runs; – where not measured."""
+    if row.cpu_seconds is None or row.server_cpu is None or row.client_cpu is None:
+        return f"{'–':>17}"
+    return f"{row.cpu_seconds:5.1f} ({row.server_cpu:4.1f}+{row.client_cpu:4.1f})"
+
+
 def table(title: str, rows: list[Measurement]) -> str:
-    lines = [title, f"{'pipeline':<92} {'median s':>8} {'MiB':>9}  runs"]
+    lines = [title, f"{'pipeline':<80} {'median s':>8} {'MiB':>9} {'CPU s (srv+cli)':>17}  runs"]
     for row in rows:
         runs = " ".join(f"{run:.2f}" for run in row.runs)
         note = f"  ({row.note})" if row.note else ""
         lines.append(
-            f"{row.label[:92]:<92} {_fmt_s(row.seconds)} {_fmt_bytes(row.bytes)}  {runs}{note}"
+            f"{row.label[:80]:<80} {_fmt_s(row.seconds)} {_fmt_bytes(row.bytes)} "
+            f"{_fmt_cpu(row)}  {runs}{note}"
         )
     return "\n".join(lines)
 

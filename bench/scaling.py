@@ -46,9 +46,9 @@ def measure_scale(ctx: BenchContext, scale: int, count: int) -> Point:
     try:
         gb = fixture.database_bytes(ctx.pg, database) / 1e9
         backup = OursBackup(ctx, database)
-        run_rounds([backup.pipeline()], count)
+        run_rounds([backup.pipeline()], count, ctx.pg.data)
         restore = ours_restore(ctx, backup)
-        run_rounds([restore], count)
+        run_rounds([restore], count, ctx.pg.data)
         return Point(scale, gb, backup.row.seconds, restore.row.seconds)
     finally:
         ctx.pg.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

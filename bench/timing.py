@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cpu import CpuTimes, cpu_now
 from jobs.errors import ExitCode, PgBackupError
 
 
 @dataclass
 class Measurement:
-    """One row of the table: a pipeline's wall-clock runs, and the size of what it wrote."""
+    """One row of the table: a pipeline's wall-clock runs, the CPU each run used, and the size of
+    what it wrote."""
 
     name: str
     label: str
@@ -23,10 +25,26 @@ class Measurement:
     runs: list[float] = field(default_factory=list)
     bytes: int | None = None
     note: str = ""
+    cpu: list[CpuTimes] = field(default_factory=list)
 
     @property
     def seconds(self) -> float | None:
         return statistics.median(self.runs) if self.runs else None
+
+    @property
+    def server_cpu(self) -> float | None:
+        values = [run.server for run in self.cpu if run.server is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def client_cpu(self) -> float | None:
+        return statistics.median(run.client for run in self.cpu) if self.cpu else None
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """Median CPU-seconds of a run, server and clients together (None without the server's)."""
+        totals = [run.server + run.client for run in self.cpu if run.server is not None]
+        return statistics.median(totals) if totals else None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -36,7 +54,14 @@ class Measurement:
             "runs": [round(run, 3) for run in self.runs],
             "bytes": self.bytes,
             "note": self.note,
+            "cpu_seconds": self.cpu_seconds,
+            "server_cpu_seconds": self.server_cpu,
+            "client_cpu_seconds": self.client_cpu,
         }
+
+    def record(self, seconds: float, cpu: CpuTimes) -> None:
+        self.runs.append(seconds)
+        self.cpu.append(cpu)
 
 
 def run_shell(script: str, env: dict[str, str], what: str) -> subprocess.CompletedProcess[str]:
@@ -58,10 +83,16 @@ def run_shell(script: str, env: dict[str, str], what: str) -> subprocess.Complet
     return done
 
 
-def timed(step: Callable[[], object]) -> tuple[float, object]:
+def timed(
+    step: Callable[[], object], server_data: Path | None = None
+) -> tuple[float, CpuTimes, object]:
+    """Wall-clock seconds of `step`, the CPU it used (of the server whose data folder is
+    `server_data`, and of the clients), and its result."""
+    cpu_before = cpu_now(server_data)
     start = time.monotonic()
     result = step()
-    return time.monotonic() - start, result
+    seconds = time.monotonic() - start
+    return seconds, cpu_now(server_data) - cpu_before, result
 
 
 def repeat(
@@ -69,14 +100,15 @@ def repeat(
     repeat_count: int,
     step: Callable[[], object],
     before: Callable[[], None] | None = None,
+    server_data: Path | None = None,
 ) -> list[object]:
     """Time `step` `repeat_count` times; `before` (untimed) resets the ground before each run."""
     results = []
     for _ in range(repeat_count):
         if before is not None:
             before()
-        seconds, result = timed(step)
-        measurement.runs.append(seconds)
+        seconds, cpu, result = timed(step, server_data)
+        measurement.record(seconds, cpu)
         results.append(result)
     return results
 
@@ -93,15 +125,16 @@ class Pipeline:
     results: list[object] = field(default_factory=list)
 
 
-def run_rounds(pipelines: list[Pipeline], count: int) -> None:
+def run_rounds(pipelines: list[Pipeline], count: int, server_data: Path | None = None) -> None:
     """Run every pipeline once per round, `count` rounds: on a shared machine a burst of load then
-    hits every row alike instead of all the runs of one row."""
+    hits every row alike instead of all the runs of one row. `server_data`: the data folder of
+    the server under test, whose CPU each run is charged with."""
     for _ in range(count):
         for pipeline in pipelines:
             if pipeline.before is not None:
                 pipeline.before()
-            seconds, result = timed(pipeline.step)
-            pipeline.row.runs.append(seconds)
+            seconds, cpu, result = timed(pipeline.step, server_data)
+            pipeline.row.record(seconds, cpu)
             pipeline.results.append(result)
     for pipeline in pipelines:
         if pipeline.after is not None and pipeline.results:

@@ -55,6 +55,16 @@ def test_every_row_is_measured_with_a_size_where_one_is_written(results: dict) -
         assert rows[name]["bytes"] > 0, name
 
 
+def test_the_cpu_of_each_run_is_charged_to_the_server_and_the_clients(results: dict) -> None:
+    rows = results["rows"]
+    for name in ("ours_backup", "ours_restore", "limit_restore"):
+        row = rows[name]
+        assert row["server_cpu_seconds"] > 0 and row["client_cpu_seconds"] > 0, name
+        # (one run each here: the median of the totals is the total of the medians)
+        total = row["server_cpu_seconds"] + row["client_cpu_seconds"]
+        assert row["cpu_seconds"] == pytest.approx(total), name
+
+
 def test_every_ratio_is_computed_and_judged_against_its_goal(results: dict) -> None:
     ratios = results["ratios"]
     for name, _, bottom, _, goal in RATIOS:
