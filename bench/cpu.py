@@ -37,24 +37,35 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
+def _ticks(fields: list[str]) -> int:
+    """utime + stime + cutime + cstime: a process's CPU and that of the children it reaped.
+    (State is field 3 of stat; those are fields 14-17, here 11-14.)"""
+    return sum(int(value) for value in fields[11:15])
+
+
 def server_cpu_seconds(data_dir: Path) -> float | None:
     """CPU of the server whose data folder is DATA_DIR: its postmaster, the backends that have
-    exited (the postmaster's reaped children) and the processes still running."""
+    exited (the postmaster's reaped children) and the processes still running. A backend reaped
+    while /proc is being read would be in neither part: the reading is then taken again."""
     try:
         postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    fields = _stat_fields(postmaster)
-    if fields is None:
-        return None
-    # (state is field 3 of stat: utime, stime, cutime, cstime are 14-17, here 11-14)
-    ticks = sum(int(value) for value in fields[11:15])
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            child = _stat_fields(int(entry.name))
-            if child is not None and child[1] == str(postmaster):
-                ticks += int(child[11]) + int(child[12])
-    return ticks / _TICKS
+    for _ in range(5):
+        fields = _stat_fields(postmaster)
+        if fields is None:
+            return None
+        own = _ticks(fields)
+        running = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                child = _stat_fields(int(entry.name))
+                if child is not None and child[1] == str(postmaster):
+                    running += _ticks(child)
+        after = _stat_fields(postmaster)
+        if after is not None and _ticks(after) == own:
+            break
+    return (own + running) / _TICKS
 
 
 def client_cpu_seconds() -> float:

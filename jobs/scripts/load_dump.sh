@@ -55,7 +55,7 @@ start_restore() {
   rm -f -- "$messages"
   mkfifo -m 600 -- "$messages"
   # (in English whatever the locale: the messages are matched below)
-  LC_MESSAGES=C pg_restore -w -v "$@" --exit-on-error -d "$(conninfo_db "$into")" "$LOAD_DIR" \
+  LC_ALL=C pg_restore -w -v "$@" --exit-on-error -d "$(conninfo_db "$into")" "$LOAD_DIR" \
     2>"$messages" &
   RESTORE_PID=$!
   _CHILD_PIDS+=("$RESTORE_PID")
@@ -80,6 +80,8 @@ finish_restore() {
   exec {RESTORE_MESSAGES}<&-
   wait "$RESTORE_PID" || rc=$?
   unset '_CHILD_PIDS[-1]'
+  # (a failed load is reported at once, not after the counts still queued)
+  ((rc == 0)) || [[ -z "$ROW_COUNTER_PID" ]] || kill "$ROW_COUNTER_PID" 2>/dev/null || true
   end_row_counter
   return "$rc"
 }

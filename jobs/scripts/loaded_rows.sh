@@ -16,17 +16,25 @@
 LOADED_ROWS=""
 ROW_COUNTER_FD=""
 ROW_COUNTER_PID=""
-declare -A TABLE_DATA_ENTRIES=()
+declare -A TABLE_DATA_ENTRIES=() FINISHED_ITEMS=()
 
 # start_row_counter INTO LISTFILE: the counting session on INTO, reading from a pipe
-# (ROW_COUNTER_FD) and writing `(<oid>::oid, <rows>::bigint)` lines to a file. LISTFILE is the
-# archive's list; its TABLE DATA lines read `<id>; 0 <oid> TABLE DATA <schema> <table> <owner>`.
+# (ROW_COUNTER_FD) and writing `<id> (<oid>::oid, <rows>::bigint)` lines to a file. LISTFILE is
+# the archive's list; its TABLE DATA lines read `<id>; 0 <oid> TABLE DATA <schema> <table>
+# <owner>`. The list prints a newline in a name as a space: entries that two items share are
+# left out (either could be the table that entry finds).
 start_row_counter() {
   local into="$1" id entry queries="$PRIVATE_TMP/row_counter.sql"
+  local -A items_of=()
   TABLE_DATA_ENTRIES=()
+  FINISHED_ITEMS=()
   while read -r id entry; do
     TABLE_DATA_ENTRIES["$id"]="$entry"
+    items_of["$entry"]+=x # (a tally kept as text: names never enter arithmetic)
   done < <(sed -n 's/^\([0-9][0-9]*\); [0-9][0-9]* [0-9][0-9]* TABLE DATA \(.*\)$/\1 \2/p' "$2")
+  for id in "${!TABLE_DATA_ENTRIES[@]}"; do
+    [[ "${items_of[${TABLE_DATA_ENTRIES[$id]}]}" == x ]] || unset 'TABLE_DATA_ENTRIES[$id]'
+  done
   ((${#TABLE_DATA_ENTRIES[@]} > 0)) || return 0
   rm -f -- "$queries" "$PRIVATE_TMP/loaded_rows"
   mkfifo -m 600 -- "$queries"
@@ -46,9 +54,10 @@ start_row_counter() {
 # exactly one table has that entry (names with spaces could make two of them match).
 count_loaded_table() {
   local entry="${TABLE_DATA_ENTRIES[$1]:-}"
-  [[ -n "$ROW_COUNTER_FD" && -n "$entry" ]] || return 0
-  send_lines "$ROW_COUNTER_FD" "SELECT format('SELECT format(%L, %s, count(*)) FROM ONLY %s',
-    '(%s::oid, %s::bigint)', min(c.oid), min(c.oid)::regclass)
+  FINISHED_ITEMS["$1"]+=x
+  [[ -n "$ROW_COUNTER_FD" && -n "$entry" && "${FINISHED_ITEMS[$1]}" == x ]] || return 0
+  send_lines "$ROW_COUNTER_FD" "SELECT format('SELECT format(%L, %s, %s, count(*)) FROM ONLY %s',
+    '%s (%s::oid, %s::bigint)', $1, min(c.oid), min(c.oid)::regclass)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
     AND n.nspname || ' ' || c.relname || ' ' || pg_get_userbyid(c.relowner) = $(sql_dollar_quote "$entry")
@@ -56,20 +65,30 @@ count_loaded_table() {
 }
 
 # end_row_counter: close the session once it has counted what it was sent; LOADED_ROWS = its
-# counts, `(<oid>::oid, <rows>::bigint), ...` (the form tables_sql counted takes).
+# counts, `(<oid>::oid, <rows>::bigint), ...` (the form tables_sql counted takes). -v prints
+# names as they are: a name holding a line break could fake a "finished item" line. So a count
+# is kept only for an item reported finished once, and a table counted once.
 end_row_counter() {
-  local line sep="" counted=0
+  local line id oid sep="" counted=0
+  local -A pair_of=() counts_of=()
   [[ -n "$ROW_COUNTER_FD" ]] || return 0
   exec {ROW_COUNTER_FD}>&-
   ROW_COUNTER_FD=""
   wait "$ROW_COUNTER_PID" 2>/dev/null || true
   ROW_COUNTER_PID=""
-  LOADED_ROWS=""
   while IFS= read -r line; do
-    [[ "$line" =~ ^\([0-9]+::oid,\ [0-9]+::bigint\)$ ]] || continue
-    LOADED_ROWS+="$sep$line"
+    [[ "$line" =~ ^([0-9]+)\ (\(([0-9]+)::oid,\ [0-9]+::bigint\))$ ]] || continue
+    id="${BASH_REMATCH[1]}" oid="${BASH_REMATCH[3]}"
+    [[ "${FINISHED_ITEMS[$id]:-}" == x ]] || continue
+    pair_of["$oid"]="${BASH_REMATCH[2]}"
+    counts_of["$oid"]+=x
+  done <"$PRIVATE_TMP/loaded_rows"
+  LOADED_ROWS=""
+  for oid in "${!pair_of[@]}"; do
+    [[ "${counts_of[$oid]}" == x ]] || continue
+    LOADED_ROWS+="$sep${pair_of[$oid]}"
     sep=", "
     counted=$((counted + 1))
-  done <"$PRIVATE_TMP/loaded_rows"
+  done
   log "rows of $counted of ${#TABLE_DATA_ENTRIES[@]} tables counted as they loaded"
 }

@@ -133,7 +133,8 @@ toc_entry_count() {
 # tables_sql MODE [PAIRS]: one JSON array [{schema,name,rows}] of the tables whose rows pg_dump
 # saves. exact: count(*) of each table, run inside the dump's snapshot; estimate: the planner's
 # numbers; counted: the rows given in PAIRS, `(<table oid>, <rows>), ...`, and count(*) for a
-# table missing from them.
+# table missing from them. A table's count includes its inheritance children's rows (as count(*)
+# does), so the rows given for a table that has children (its own data only) are not used.
 tables_sql() {
   local rows="GREATEST(c.reltuples, 0)::bigint" counted=""
   local count="(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
@@ -142,7 +143,8 @@ tables_sql() {
     exact) rows="$count" ;;
     counted)
       rows="coalesce(d.rows, $count)"
-      counted="LEFT JOIN (VALUES ${2:-(0::oid, 0::bigint)}) AS d(oid, rows) ON d.oid = c.oid" ;;
+      counted="LEFT JOIN (VALUES ${2:-(0::oid, 0::bigint)}) AS d(oid, rows) ON d.oid = c.oid
+        AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)" ;;
   esac
   cat <<SQL
 SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname, 'rows', $rows)
