@@ -138,7 +138,7 @@ dump_compressing() {
   local -a workers=()
   mkfifo -m 600 -- "$fifo"
   # (in English whatever the locale: the messages are matched below)
-  LC_MESSAGES=C "$@" -v 2>"$fifo" &
+  LC_ALL=C "$@" -v 2>"$fifo" &
   pid=$!
   _CHILD_PIDS+=("$pid")
   while IFS= read -r line; do
