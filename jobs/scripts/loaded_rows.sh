@@ -61,21 +61,27 @@ count_loaded_table() {
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
     AND n.nspname || ' ' || c.relname || ' ' || pg_get_userbyid(c.relowner) = $(sql_dollar_quote "$entry")
-  HAVING count(*) = 1 \\gexec" || end_row_counter
+  HAVING count(*) = 1 \\gexec" || stop_row_counter
 }
 
-# end_row_counter: close the session once it has counted what it was sent; LOADED_ROWS = its
-# counts, `(<oid>::oid, <rows>::bigint), ...` (the form tables_sql counted takes). -v prints
-# names as they are: a name holding a line break could fake a "finished item" line. So a count
-# is kept only for an item reported finished once, and a table counted once.
-end_row_counter() {
-  local line id oid sep="" counted=0
-  local -A pair_of=() counts_of=()
+# stop_row_counter: close the session once it has counted what it was sent.
+stop_row_counter() {
   [[ -n "$ROW_COUNTER_FD" ]] || return 0
   exec {ROW_COUNTER_FD}>&-
   ROW_COUNTER_FD=""
   wait "$ROW_COUNTER_PID" 2>/dev/null || true
   ROW_COUNTER_PID=""
+}
+
+# end_row_counter: once pg_restore has ended (every "finished item" line read), stop the session;
+# LOADED_ROWS = its counts, `(<oid>::oid, <rows>::bigint), ...` (the form tables_sql counted
+# takes). -v prints names as they are: a name holding a line break could fake a "finished item"
+# line. So a count is kept only for an item reported finished once, and a table counted once.
+end_row_counter() {
+  local line id oid sep="" counted=0
+  local -A pair_of=() counts_of=()
+  stop_row_counter
+  [[ -f "$PRIVATE_TMP/loaded_rows" ]] || return 0 # (no session was started)
   while IFS= read -r line; do
     [[ "$line" =~ ^([0-9]+)\ (\(([0-9]+)::oid,\ [0-9]+::bigint\))$ ]] || continue
     id="${BASH_REMATCH[1]}" oid="${BASH_REMATCH[3]}"
