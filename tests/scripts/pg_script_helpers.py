@@ -319,3 +319,16 @@ def tool_shims(tmp_path: Path, pg: LocalPostgres, fake_versions: Mapping[str, st
         path.write_text(f'#!/bin/bash\n{behaviour}\nexec {pg.bindir / tool} "$@"\n')
         path.chmod(0o755)
     return f"{shims}:{pg.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+
+
+def refusing_session(
+    tmp_path: Path, pg: LocalPostgres, env: Mapping[str, str], application_name: str, error: str
+) -> dict[str, str]:
+    """ENV with a psql that fails with ERROR (exit 2) for the session the scripts name
+    APPLICATION_NAME (PGAPPNAME), and runs every other psql as is."""
+    refuse = (
+        f'[[ "${{PGAPPNAME:-}}" != {application_name} ]] ||\n  {{ echo "{error}" >&2; exit 2; }}'
+    )
+    shimmed = {**env, "PATH": tool_shims(tmp_path, pg, {"psql": refuse})}
+    shimmed.pop("PG_BINDIR", None)  # (it would go first on PATH, before the shim)
+    return shimmed

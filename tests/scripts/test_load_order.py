@@ -12,10 +12,10 @@ from pathlib import Path
 from pg_script_helpers import (
     latest_set,
     pg_dump_text,
+    refusing_session,
     restore_copy,
     run_script,
     script_env,
-    tool_shims,
 )
 
 from jobs.local.postgres import LocalPostgres
@@ -100,13 +100,9 @@ def test_tables_load_in_dump_order_when_they_cannot_be_locked(
     _database_with_the_largest_table_last(pg, dbname)
     env = script_env(pg, base_env, dbname, backup_dir)
     assert run_script("backup.sh", env).returncode == 0
-    refuse_the_lock_session = (
-        '[[ "${PGAPPNAME:-}" != pgbackup-load-order ]] ||\n'
-        '  { echo "ERROR:  permission denied for table large_last" >&2; exit 3; }'
+    shimmed = refusing_session(
+        tmp_path, pg, env, "pgbackup-load-order", "ERROR:  permission denied for table large_last"
     )
-    path = tool_shims(tmp_path, pg, {"psql": refuse_the_lock_session})
-    shimmed = {**env, "PATH": path}
-    shimmed.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
     restore = restore_copy(pg, shimmed, dbname)
     assert "could not lock the new tables (ERROR:  permission denied for table large_last)" in (
         restore.stderr

@@ -14,10 +14,10 @@ import pytest
 from pg_script_helpers import (
     database_names,
     latest_set,
+    refusing_session,
     restore_copy,
     run_script,
     script_env,
-    tool_shims,
 )
 
 from jobs.errors import ExitCode
@@ -72,13 +72,9 @@ def test_a_counting_session_that_cannot_connect_leaves_the_counts_to_the_check(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
 ) -> None:
     env = _backed_up(pg, base_env, dbname, backup_dir)
-    refuse_the_counter = (
-        '[[ "${PGAPPNAME:-}" != pgbackup-row-counter ]] ||\n'
-        '  { echo "FATAL:  sorry, too many clients already" >&2; exit 2; }'
+    shimmed = refusing_session(
+        tmp_path, pg, env, "pgbackup-row-counter", "FATAL:  sorry, too many clients already"
     )
-    path = tool_shims(tmp_path, pg, {"psql": refuse_the_counter})
-    shimmed = {**env, "PATH": path}
-    shimmed.pop("PG_BINDIR")  # (it would go first on PATH, before the shim)
     restore = restore_copy(pg, shimmed, dbname)
     assert "rows of 0 of 3 tables counted as they loaded" in restore.stderr
     assert "3 tables match the manifest (row counts: exact)" in restore.stderr
