@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from bench import downtime, dr_settings, fixture, levers, memory, report, scaling
+from bench import (
+    downtime,
+    dr_settings,
+    fixture,
+    levers,
+    memory,
+    report,
+    restore_parts,
+    scaling,
+)
 from bench.context import REPO, SCRIPTS, BenchContext
 from bench.pipelines import (
     OursBackup,
@@ -95,6 +104,7 @@ def say(message: str) -> None:
 
 class Tables(NamedTuple):
     main: list[Measurement]
+    parts: list[Measurement]
     dr: list[Measurement]
     levers: list[Measurement]
 
@@ -122,6 +132,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
         run_rounds(restores, args.repeat, server.data)
         rows = {p.row.name: p.row for p in backups + restores}
         main_rows = list(rows.values())
+
+        say("restore parts: the checksum check, the decompression, the row counts, each apart")
+        part_rows = restore_parts.measure(ctx, ours, args.repeat)
 
         say("downtime: restore.sh RESTORE_STEP=prepare, then swap under a connection probe")
         guide_s = rows["guide_restore"].seconds
@@ -162,6 +175,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
             "goals_met": all(
                 info["met"] for info in found_ratios.values() if info["met"] is not None
             ),
+            "restore_parts": {
+                "rows": {r.name: r.as_json() for r in part_rows},
+                **restore_parts.summary(rows, part_rows),
+            },
             "downtime": outage,
             "memory": peak_memory,
             "dr_settings": {r.name: r.as_json() for r in dr_rows},
@@ -169,7 +186,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
             "scaling": [p.as_json() for p in points],
             "projection": scaling.projection(points),
         }
-        return results, Tables(main_rows, dr_rows, lever_rows)
+        return results, Tables(main_rows, part_rows, dr_rows, lever_rows)
     finally:
         server.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -185,6 +202,12 @@ def print_report(results: dict[str, object], tables: Tables) -> None:
     )
     print(report.table("main rows", tables.main))
     print(report.ratio_lines(results["ratios"]))  # type: ignore[arg-type]
+    if tables.parts:
+        parts = results["restore_parts"]
+        assert isinstance(parts, dict)
+        title = "what our restore adds to the limit's, each part timed apart"
+        print(report.table(title, tables.parts))
+        print(restore_parts.summary_line(parts))
     outage = results["downtime"]
     assert isinstance(outage, dict)
     print("app downtime (connections to the live database refused)")

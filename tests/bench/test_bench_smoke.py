@@ -75,6 +75,23 @@ def test_every_ratio_is_computed_and_judged_against_its_goal(results: dict) -> N
     assert isinstance(results["goals_met"], bool)
 
 
+def test_the_parts_our_restore_adds_are_each_timed_with_their_cpu(results: dict) -> None:
+    parts = results["restore_parts"]
+    names = {"part_checksums", "part_row_counts"}
+    if shutil.which("zstd"):
+        names.add("part_decompression")
+    assert set(parts["rows"]) == names
+    for name, row in parts["rows"].items():
+        assert row["seconds"] > 0 and row["cpu_seconds"] is not None, name
+    # the counts are charged to the server (ticks of 10 ms: a tiny fixture may show none)
+    assert parts["rows"]["part_row_counts"]["server_cpu_seconds"] >= 0
+    assert parts["parts_cpu_s"] == pytest.approx(
+        sum(row["cpu_seconds"] for row in parts["rows"].values())
+    )
+    assert isinstance(parts["ours_minus_limit_s"], float)
+    assert isinstance(parts["ours_minus_limit_cpu_s"], float)
+
+
 def test_downtime_disaster_recovery_and_scaling_sections(results: dict) -> None:
     outage = results["downtime"]
     assert outage["ours_swap_step_s"] > 0 and outage["ours_prepare_s"] > 0
