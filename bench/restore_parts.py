@@ -94,7 +94,9 @@ def summary(rows: dict[str, Measurement], parts: list[Measurement]) -> dict[str,
         "ours_minus_limit_cpu_s": (
             minus(ours.cpu_seconds, limit.cpu_seconds) if ours and limit else None
         ),
-        "parts_cpu_s": None if None in part_cpu else sum(c for c in part_cpu if c is not None),
+        "parts_cpu_s": (
+            None if not parts or None in part_cpu else sum(c for c in part_cpu if c is not None)
+        ),
     }
 
 
