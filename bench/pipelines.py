@@ -238,14 +238,18 @@ def limit_dump_parallel(ctx: BenchContext) -> Pipeline:
     )
 
 
+def limit_restore_script(ctx: BenchContext, db: str) -> str:
+    """The limit's restore: a new database, then pg_restore -j of the uncompressed dump."""
+    return f"createdb {db} && pg_restore -j{ctx.jobs} -d {db} {limit_dump_path(ctx)}"
+
+
 def limit_restore(ctx: BenchContext) -> Pipeline:
     row = Measurement(
         "limit_restore",
         f"limit: createdb + pg_restore -j{ctx.jobs} of the uncompressed directory dump",
         "limit",
     )
-    db = LIMIT_RESTORE_DB
-    script = f"createdb {db} && pg_restore -j{ctx.jobs} -d {db} {limit_dump_path(ctx)}"
+    script = limit_restore_script(ctx, LIMIT_RESTORE_DB)
     return Pipeline(
         row,
         lambda: run_shell(script, ctx.tool_env("postgres"), "pg_restore -j"),

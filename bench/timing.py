@@ -21,7 +21,7 @@ class Measurement:
 
     name: str
     label: str
-    kind: str  # "backup", "restore" or "limit"
+    kind: str  # "backup", "restore", "limit" or "part" (of our restore, timed apart)
     runs: list[float] = field(default_factory=list)
     bytes: int | None = None
     note: str = ""

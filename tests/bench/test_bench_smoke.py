@@ -89,7 +89,9 @@ def test_the_parts_our_restore_adds_are_each_timed_with_their_cpu(results: dict)
         sum(row["cpu_seconds"] for row in parts["rows"].values())
     )
     assert isinstance(parts["ours_minus_limit_s"], float)
-    assert isinstance(parts["ours_minus_limit_cpu_s"], float)
+    assert parts["rest_cpu_s"] == pytest.approx(
+        parts["ours_minus_limit_cpu_s"] - parts["parts_cpu_s"]
+    )
 
 
 def test_downtime_disaster_recovery_and_scaling_sections(results: dict) -> None:
