@@ -24,6 +24,7 @@ from bench import (
     scaling,
 )
 from bench.context import REPO, SCRIPTS, BenchContext
+from bench.cpu import become_subreaper
 from bench.pipelines import (
     OursBackup,
     guide_backup,
@@ -110,6 +111,7 @@ class Tables(NamedTuple):
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, object], Tables]:
+    become_subreaper()  # (so the CPU of what a script leaves running is charged too)
     workdir = Path(tempfile.mkdtemp(prefix="pgbackup-bench-"))
     server = LocalPostgres().init()
     server.start()

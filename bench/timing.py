@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.cpu import CpuTimes, cpu_now
+from bench.cpu import CpuTimes, cpu_now, reap_orphans
 from jobs.errors import ExitCode, PgBackupError
 
 
@@ -84,14 +84,19 @@ def run_shell(script: str, env: dict[str, str], what: str) -> subprocess.Complet
 
 
 def timed(
-    step: Callable[[], object], server_data: Path | None = None
+    step: Callable[[], object], server_data: Path | None = None, reap: bool = False
 ) -> tuple[float, CpuTimes, object]:
     """Wall-clock seconds of `step`, the CPU it used (of the server whose data folder is
-    `server_data`, and of the clients), and its result."""
+    `server_data`, and of the clients), and its result. `reap`: the processes the step left
+    behind are waited for, and charged to it (what an earlier step left, to none)."""
+    if reap:
+        reap_orphans()
     cpu_before = cpu_now(server_data)
     start = time.monotonic()
     result = step()
     seconds = time.monotonic() - start
+    if reap:
+        reap_orphans()
     return seconds, cpu_now(server_data) - cpu_before, result
 
 
@@ -107,7 +112,7 @@ def repeat(
     for _ in range(repeat_count):
         if before is not None:
             before()
-        seconds, cpu, result = timed(step, server_data)
+        seconds, cpu, result = timed(step, server_data, reap=True)
         measurement.record(seconds, cpu)
         results.append(result)
     return results
@@ -133,7 +138,7 @@ def run_rounds(pipelines: list[Pipeline], count: int, server_data: Path | None =
         for pipeline in pipelines:
             if pipeline.before is not None:
                 pipeline.before()
-            seconds, cpu, result = timed(pipeline.step, server_data)
+            seconds, cpu, result = timed(pipeline.step, server_data, reap=True)
             pipeline.row.record(seconds, cpu)
             pipeline.results.append(result)
     for pipeline in pipelines:

@@ -83,8 +83,10 @@ def test_the_parts_our_restore_adds_are_each_timed_with_their_cpu(results: dict)
     assert set(parts["rows"]) == names
     for name, row in parts["rows"].items():
         assert row["seconds"] > 0 and row["cpu_seconds"] is not None, name
-    # the counts are charged to the server (ticks of 10 ms: a tiny fixture may show none)
+    # the counts are charged to the server (ticks of 10 ms: a tiny fixture may show none); the
+    # hashing, which check_sums runs in a process substitution, to the clients
     assert parts["rows"]["part_row_counts"]["server_cpu_seconds"] >= 0
+    assert parts["rows"]["part_checksums"]["client_cpu_seconds"] > 0
     assert parts["parts_cpu_s"] == pytest.approx(
         sum(row["cpu_seconds"] for row in parts["rows"].values())
     )
