@@ -82,6 +82,7 @@ class PreparedRestore:
     target: str | None = None  # set: restored into this new database, nothing to swap
     source_database: str | None = None  # the set's database when not `database` (other stack)
     summary: dict[str, Any] = field(default_factory=dict)
+    source_stack: str | None = None  # the stack whose set it is, when not this one
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,12 @@ class Backend(Protocol):
         backup_id: str,
         target: str | None = None,
         source_database: str | None = None,
+        source_stack: str | None = None,
     ) -> PreparedRestore:
         """Restore a set from the volume into a side database (or into `target`, a new database);
         the live database and the app are untouched. `source_database` names the set's database
-        when it differs from `db` (another stack's backup)."""
+        when it differs from `db`; `source_stack`, the stack it was fetched from (another stack's
+        sets are kept apart from this stack's on the volume)."""
         ...
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:

@@ -264,7 +264,10 @@ class KubernetesBackend(JobRunner):
         source_stack: str | None = None,
         source_database: str | None = None,
     ) -> str:
-        env = {**steps.fetch_env(backup_id, source_database), **self._s3_env(source_stack)}
+        env = {
+            **steps.fetch_env(backup_id, source_database, source_stack),
+            **self._s3_env(source_stack),
+        }
         result = self._step(
             db,
             "fetch",
@@ -279,8 +282,9 @@ class KubernetesBackend(JobRunner):
         backup_id: str,
         target: str | None = None,
         source_database: str | None = None,
+        source_stack: str | None = None,
     ) -> PreparedRestore:
-        env = steps.restore_env(db, backup_id, target, source_database)
+        env = steps.restore_env(db, backup_id, target, source_database, source_stack)
         result = self._step(
             db,
             "restore",
@@ -291,12 +295,10 @@ class KubernetesBackend(JobRunner):
         restored = str(result.get("id", backup_id))
         side = str(result.get("into") or result.get("side") or f"{db}__restore_{restored}")
         source = source_database if source_database and source_database != db else None
-        return PreparedRestore(db, restored, side, target, source, result)
+        return PreparedRestore(db, restored, side, target, source, result, source_stack)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
-        env = {"BACKUP_ID": prepared.id, "RESTORE_STEP": "swap"}
-        if prepared.source_database:
-            env["SOURCE_DATABASE"] = prepared.source_database
+        env = steps.swap_env(prepared)
         result = self._step(
             prepared.database,
             "swap",

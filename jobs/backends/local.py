@@ -241,7 +241,10 @@ class LocalBackend:
         source_stack: str | None = None,
         source_database: str | None = None,
     ) -> str:
-        extra = {**steps.fetch_env(backup_id, source_database), **self._s3_env(source_stack)}
+        extra = {
+            **steps.fetch_env(backup_id, source_database, source_stack),
+            **self._s3_env(source_stack),
+        }
         stdout, _ = self._run("fetch.sh", db, extra)
         return str(steps.summary(stdout, "fetch.sh").get("id", backup_id))
 
@@ -251,14 +254,15 @@ class LocalBackend:
         backup_id: str,
         target: str | None = None,
         source_database: str | None = None,
+        source_stack: str | None = None,
     ) -> PreparedRestore:
-        extra = steps.restore_env(db, backup_id, target, source_database)
+        extra = steps.restore_env(db, backup_id, target, source_database, source_stack)
         stdout, _ = self._run("restore.sh", db, extra)
         result = steps.summary(stdout, "restore.sh")
         restored_id = str(result.get("id", backup_id))
         side = str(result.get("into") or result.get("side") or _side_name(db, restored_id))
         source = source_database if source_database and source_database != db else None
-        return PreparedRestore(db, restored_id, side, target, source, result)
+        return PreparedRestore(db, restored_id, side, target, source, result, source_stack)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
         if prepared.target:
@@ -267,9 +271,7 @@ class LocalBackend:
                 "connect to it directly",
                 ExitCode.USAGE,
             )
-        extra = {"BACKUP_ID": prepared.id, "RESTORE_STEP": "swap"}
-        if prepared.source_database:
-            extra["SOURCE_DATABASE"] = prepared.source_database
+        extra = steps.swap_env(prepared)
         stdout, _ = self._run("restore.sh", prepared.database, extra)
         result = steps.summary(stdout, "restore.sh")
         kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jobs.backends.base import BackupSet
+from jobs.backends.base import BackupSet, PreparedRestore
 from jobs.errors import ExitCode, PgBackupError
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
@@ -111,24 +111,52 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
 
 
 # -- the environment of a step, the same whichever backend runs it ------------------------------
-def fetch_env(backup_id: str, source_database: str | None) -> dict[str, str]:
+def source_env(source_stack: str | None) -> dict[str, str]:
+    """`SOURCE_STACK`: another stack's set is fetched to, and restored from, that stack's own
+    folder on the volume, apart from this stack's sets (fetch.sh and restore.sh)."""
+    return {"SOURCE_STACK": source_stack} if source_stack else {}
+
+
+def fetch_env(
+    backup_id: str, source_database: str | None, source_stack: str | None = None
+) -> dict[str, str]:
     """fetch.sh's variables (`DATABASE`: the set's database when it is another stack's)."""
-    env = {"BACKUP_ID": backup_id}
+    env = {"BACKUP_ID": backup_id, **source_env(source_stack)}
     if source_database:
         env["DATABASE"] = source_database
     return env
 
 
 def restore_env(
-    db: str, backup_id: str, target: str | None, source_database: str | None
+    db: str,
+    backup_id: str,
+    target: str | None,
+    source_database: str | None,
+    source_stack: str | None = None,
 ) -> dict[str, str]:
     """restore.sh's variables: `prepare` into the side database (the swap comes later), or `all`
     into `target`, a new database, with nothing to swap."""
-    env = {"BACKUP_ID": backup_id, "RESTORE_STEP": "all" if target else "prepare"}
+    env = {
+        "BACKUP_ID": backup_id,
+        "RESTORE_STEP": "all" if target else "prepare",
+        **source_env(source_stack),
+    }
     if target:
         env["TARGET_DATABASE"] = target
     if source_database and source_database != db:
         env["SOURCE_DATABASE"] = source_database
+    return env
+
+
+def swap_env(prepared: PreparedRestore) -> dict[str, str]:
+    """restore.sh's variables to swap a prepared side database in (the set is looked up again)."""
+    env = {
+        "BACKUP_ID": prepared.id,
+        "RESTORE_STEP": "swap",
+        **source_env(prepared.source_stack),
+    }
+    if prepared.source_database:
+        env["SOURCE_DATABASE"] = prepared.source_database
     return env
 
 

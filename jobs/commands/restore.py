@@ -297,7 +297,11 @@ def run(args: argparse.Namespace) -> int:
             )
     with ui.step(f"restoring {backup_id} into {plan.side} (the app keeps serving)"):
         prepared = backend.restore_prepare(
-            database, backup_id, args.to_db, source_db if source_db != database else None
+            database,
+            backup_id,
+            args.to_db,
+            source_db if source_db != database else None,
+            args.source_stack,
         )
     if args.to_db:
         print_checks(plan, None, target, fresh_id, None)

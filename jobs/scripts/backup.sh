@@ -23,7 +23,7 @@ DUMP_JOBS="${DUMP_JOBS:-${CPU_LIMIT:-2}}"
 EXACT_ROW_COUNT_MAX_BYTES="${EXACT_ROW_COUNT_MAX_BYTES:-4294967296}"
 
 DB="${PGDATABASE:-}"
-require_plain_db_name PGDATABASE "$DB"
+require_folder_name PGDATABASE "$DB"
 require_nonnegative_int RETENTION_DAYS "$RETENTION_DAYS"
 require_nonnegative_int KEEP_MIN "$KEEP_MIN"
 require_positive_int DUMP_JOBS "$DUMP_JOBS"

@@ -270,6 +270,26 @@ setup_pgpass() {
   export PGPASSFILE="$PRIVATE_TMP/pgpass"
 }
 
+# -- where sets are -------------------------------------------------------------------------------
+# sets_folder DB: the folder of DB's sets on the volume. Another stack's sets (SOURCE_STACK, fetched
+# to rehearse its restore here) go under $BACKUP_DIR/.stacks/<stack>/, never among this stack's
+# own: even one with our database's name and id is then not taken for ours by a backup's retention,
+# an upload (into our bucket), a listing or `latest`, which all skip dot folders.
+sets_folder() {
+  if [[ -n "${SOURCE_STACK:-}" ]]; then
+    printf '%s/.stacks/%s/%s' "$BACKUP_DIR" "$SOURCE_STACK" "$1"
+  else
+    printf '%s/%s' "$BACKUP_DIR" "$1"
+  fi
+}
+
+# require_stack_name: SOURCE_STACK, when set, is a plain stack name (it becomes a folder name).
+require_stack_name() {
+  [[ -z "${SOURCE_STACK:-}" || "$SOURCE_STACK" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$ ]] ||
+    die "$EX_USAGE" "SOURCE_STACK '$SOURCE_STACK' is not a stack name" \
+      "use the other stack's name as Pulumi spells it (letters, digits, '_', '.', '-'), e.g. production"
+}
+
 # -- lock ----------------------------------------------------------------------------------------
 # lock_database_dir DB_DIR: one run at a time per database and volume (backup, restore, fetch).
 # CronJob concurrencyPolicy does not see Jobs made by hand, so the volume itself carries the lock.
@@ -299,6 +319,16 @@ require_positive_int() {
 require_nonnegative_int() {
   [[ "$2" =~ ^[0-9]+$ ]] ||
     die "$EX_CONFIG" "$1 must be a whole number, got '$2'" "set $1 to e.g. 7"
+}
+
+# require_folder_name WHAT NAME: a database name is used as a folder name, an S3 key part and
+# inside other database names: keep it plain. (PostgreSQL allows almost anything; the backup
+# volume and shell steps do not.)
+require_folder_name() {
+  [[ -n "$2" ]] || die "$EX_USAGE" "$1 is not set" "set $1 to the database name"
+  [[ "$2" != */* && "$2" != .* && "$2" != *$'\n'* && ${#2} -le 63 ]] ||
+    die "$EX_USAGE" "$1 '$2' cannot be used as a folder name" \
+      "use a database name without '/', newlines or a leading dot, at most 63 bytes"
 }
 
 # require_tool NAME...: fail clearly when the image lacks a tool.

@@ -16,7 +16,7 @@ source "$SCRIPT_DIR/pg.sh"
 SUMMARY_EVENT=drill
 
 DB="${PGDATABASE:-}"
-require_plain_db_name PGDATABASE "$DB"
+require_folder_name PGDATABASE "$DB"
 BACKUP_ID="${BACKUP_ID:-latest}"
 DRILL_SERVER="${DRILL_SERVER:-throwaway}"
 DRILL_DIR="${DRILL_DIR:-${TMPDIR:-/tmp}/pgbackup-drill}"

@@ -9,7 +9,10 @@
 # not downloaded again.
 #
 # Destination: $BACKUP_DIR/<db>/<id> (locked like backup and restore), or FETCH_TO/<id> when
-# FETCH_TO is set (`pgbackup download --to DIR`).
+# FETCH_TO is set (`pgbackup download --to DIR`, the folder locked too). Another stack's set (SOURCE_STACK,
+# read with that stack's grant) goes to $BACKUP_DIR/.stacks/<stack>/<db>/<id>, apart from this
+# stack's own sets; it is a copy for the restore at hand, so fetching one removes the copies
+# earlier rehearsals left there.
 #
 # Runs in amazon/aws-cli (aws v2) and locally (aws v1 from PyPI): bash, coreutils and `aws` only.
 # Progress on stderr; stdout: one JSON summary line.
@@ -164,6 +167,22 @@ flush_set() {
   sync -- "${paths[@]}" "${!folders[@]}" 2>/dev/null || sync
 }
 
+# drop_earlier_copies PARENT ID: remove the other sets (and partial downloads) in PARENT, another
+# stack's folder on this volume. They are copies of that stack's offsite sets, kept only for the
+# restore that fetched them: without this each rehearsal would leave one behind until the volume,
+# which this stack's own backups need, is full. The caller holds PARENT's lock, which restore.sh
+# takes too, so no restore is reading one of them.
+drop_earlier_copies() {
+  local path name
+  for path in "$1"/*/; do
+    [[ -d "$path" ]] || continue
+    name="$(basename "$path")"
+    if [[ "$name" == "$2" ]] || ! is_backup_id "${name%.partial}"; then continue; fi
+    log "fetch: removing $path, an earlier copy of a set of stack $SOURCE_STACK (its original stays offsite)"
+    rm -rf -- "$path"
+  done
+}
+
 # -- main -----------------------------------------------------------------------------------------
 summary() {
   printf '{"event":"fetch","status":"verified","database":%s,"id":%s,"path":%s,"bytes":%d,"files":%d,"downloaded":%s,"seconds":%d}\n' \
@@ -178,6 +197,7 @@ main() {
   [[ -n "$DATABASE_NAME" ]] ||
     die "$EX_CONFIG" "no database named" "set DATABASE (or PGDATABASE) to the database whose backup to fetch"
   require_folder_name DATABASE "$DATABASE_NAME"
+  require_stack_name
   REQUESTED_ID="${BACKUP_ID:-latest}"
   [[ "$REQUESTED_ID" == "latest" ]] || is_backup_id "$REQUESTED_ID" ||
     die "$EX_USAGE" "BACKUP_ID '$REQUESTED_ID' is not a backup id" \
@@ -190,9 +210,14 @@ main() {
     parent="$FETCH_TO"
     mkdir -p -- "$parent" 2>/dev/null ||
       die "$EX_DENIED" "cannot create the folder $parent" "pick a folder you can write to"
+    # The folder is the user's: it is locked through the folder itself, leaving no lock file.
+    if ! { exec {LOCK_FD}<"$parent"; } 2>/dev/null || ! flock -n "$LOCK_FD"; then
+      die "$EX_LOCKED" "another download into $parent is running (it holds a lock on the folder)" \
+        "wait for it to finish, or download into another folder"
+    fi
   else
     # A disaster recovery starts from an empty volume: the database folder is made here.
-    parent="$BACKUP_DIR/$DATABASE_NAME"
+    parent="$(sets_folder "$DATABASE_NAME")"
     lock_database_dir "$parent"
   fi
 
@@ -203,6 +228,7 @@ main() {
   final="$parent/$id"
   key="$DB_KEY$id/"
 
+  if [[ -n "${SOURCE_STACK:-}" && -z "${FETCH_TO:-}" ]]; then drop_earlier_copies "$parent" "$id"; fi
   if [[ -e "$final" ]]; then
     if check_set "$final" "$id"; then
       log "fetch $DATABASE_NAME/$id: already in $final and intact, not downloaded again"

@@ -70,10 +70,3 @@ s3_list() {
   grep -v '^None$' "$2.raw" >"$2" || true
 }
 
-# require_folder_name WHAT NAME: a database name that is safe as a folder and key name (the same
-# rule as pg.sh's require_plain_db_name, which the aws-cli image does not load).
-require_folder_name() {
-  [[ "$2" != */* && "$2" != .* && "$2" != *$'\n'* && ${#2} -le 63 ]] ||
-    die "$EX_USAGE" "$1 '$2' cannot be used as a folder name" \
-      "use a database name without '/', newlines or a leading dot, at most 63 bytes"
-}

@@ -15,16 +15,6 @@ conninfo_db() {
   printf "dbname='%s'" "$name"
 }
 
-# A database name is used as a folder name and inside other database names: keep it plain.
-# (PostgreSQL allows almost anything; the backup volume and shell steps do not.)
-require_plain_db_name() {
-  local what="$1" name="$2"
-  [[ -n "$name" ]] || die "$EX_USAGE" "$what is not set" "set $what to the database name"
-  [[ "$name" != */* && "$name" != .* && "$name" != *$'\n'* && ${#name} -le 63 ]] ||
-    die "$EX_USAGE" "$what '$name' cannot be used as a folder name" \
-      "use a database name without '/', newlines or a leading dot, at most 63 bytes"
-}
-
 # pg_error_code ERRFILE: the exit code that fits a libpq/pg_dump/pg_restore error message.
 pg_error_code() {
   local file="$1"

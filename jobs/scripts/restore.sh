@@ -16,11 +16,13 @@ source "$SCRIPT_DIR/restore_lib.sh"
 SUMMARY_EVENT=restore
 
 DB="${PGDATABASE:-}"
-require_plain_db_name PGDATABASE "$DB"
+require_folder_name PGDATABASE "$DB"
 # The set's folder is named after the database it was taken from; restoring another stack's
-# backup (or into a differently named database) names it here.
+# backup (or into a differently named database) names it here. Another stack's sets are in that
+# stack's folder (SOURCE_STACK, see sets_folder), where fetch.sh put them.
 SOURCE_DATABASE="${SOURCE_DATABASE:-$DB}"
-require_plain_db_name SOURCE_DATABASE "$SOURCE_DATABASE"
+require_folder_name SOURCE_DATABASE "$SOURCE_DATABASE"
+require_stack_name
 BACKUP_ID="${BACKUP_ID:-latest}"
 RESTORE_STEP="${RESTORE_STEP:-all}"
 TARGET_DATABASE="${TARGET_DATABASE:-}"
@@ -33,7 +35,7 @@ case "$RESTORE_STEP" in
     "use prepare (restore beside the live database), swap (put a prepared one in place) or all" ;;
 esac
 if [[ -n "$TARGET_DATABASE" ]]; then
-  require_plain_db_name TARGET_DATABASE "$TARGET_DATABASE"
+  require_folder_name TARGET_DATABASE "$TARGET_DATABASE"
   [[ "$RESTORE_STEP" == all ]] || die "$EX_USAGE" "TARGET_DATABASE restores without a swap" \
     "unset RESTORE_STEP (or set it to all) when TARGET_DATABASE is set"
   [[ "$TARGET_DATABASE" != "$DB" ]] || die "$EX_USAGE" "TARGET_DATABASE is the live database $DB" \
@@ -42,13 +44,13 @@ fi
 require_tool pg_restore psql "$SHA256_TOOL" gzip flock
 
 STARTED_EPOCH="$(date -u +%s)"
-DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"
+DB_DIR="$(sets_folder "$SOURCE_DATABASE")"
 setup_pgpass
 init_private_tmp
 lock_database_dir "$DB_DIR"
 # Another database's (another stack's) set is read from its own folder: the live database's folder
 # is locked too, so this restore and swap never overlap a backup of the live database.
-if [[ "$SOURCE_DATABASE" != "$DB" ]]; then
+if [[ "$DB_DIR" != "$BACKUP_DIR/$DB" ]]; then
   lock_database_dir "$BACKUP_DIR/$DB"
 fi
 

@@ -14,7 +14,7 @@ source "$SCRIPT_DIR/restore_lib.sh"
 SUMMARY_EVENT=verify
 
 SOURCE_DATABASE="${SOURCE_DATABASE:-${PGDATABASE:-}}"
-require_plain_db_name PGDATABASE "$SOURCE_DATABASE"
+require_folder_name PGDATABASE "$SOURCE_DATABASE"
 BACKUP_ID="${BACKUP_ID:-latest}"
 DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"
 require_tool pg_restore "$SHA256_TOOL" gzip

@@ -107,15 +107,18 @@ def production_pg() -> Iterator[LocalPostgres]:
         server.destroy()
 
 
+@pytest.mark.parametrize("same_name", [False, True], ids=["own-names", "same-name"])
 def test_staging_restores_production_offsite_backup(
+    same_name: bool,
     local: Local,
     production_pg: LocalPostgres,
     project: Callable[[str, str], Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Production: its own server, volume and bucket; one verified backup offsite.
-    prod_db = f"{local.db}_prod"
+    # Production: its own server, volume and bucket; one verified backup offsite. Its database
+    # has a name of its own, or (a cluster per stack) the same name as staging's.
+    prod_db = local.db if same_name else f"{local.db}_prod"
     seed(production_pg, prod_db, rows=70)
     prod_bucket = f"{local.bucket}-prod"
     local.s3.create_bucket(prod_bucket)
@@ -166,6 +169,15 @@ def test_staging_restores_production_offsite_backup(
     fresh_id = fresh.split(":", 1)[1].split()[0]
     assert local.run("restore", fresh_id, "--yes", "--skip-fresh-backup", stack="staging") == 0
     assert local.sql("SELECT count(*) FROM words") == "50"
+    # Production's set stays apart on staging's volume: never one of staging's sets, so never
+    # listed, restored as `latest` or uploaded into staging's bucket.
+    assert (local.backup_dir / ".stacks" / "production" / prod_db / prod_id).is_dir()
+    assert not (local.backup_dir / local.db / prod_id).exists()
+    assert local.run("backup", stack="staging") == 0
+    assert local.run("list", stack="staging") == 0
+    assert prod_id not in local.output()[0]
+    staging_keys = local.s3.client().list_objects_v2(Bucket=local.bucket).get("Contents", [])
+    assert staging_keys and not any(prod_id in o["Key"] for o in staging_keys)
 
 
 def test_source_stack_without_grant_is_refused_naming_the_key(

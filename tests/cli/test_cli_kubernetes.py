@@ -269,6 +269,10 @@ def test_source_stack_restore_reads_production_offsite_and_writes_nothing_there(
     restore_env = env_of(kube.job_for("restore.sh:prepare"))
     assert restore_env["SOURCE_DATABASE"] == PROD_DB
     assert restore_env["PGDATABASE"] == "vocab_app_staging"
+    # The set goes to, and is read from, production's folder on staging's volume.
+    swap_env = env_of(kube.job_for("restore.sh:swap"))
+    assert env["SOURCE_STACK"] == restore_env["SOURCE_STACK"] == swap_env["SOURCE_STACK"]
+    assert swap_env["SOURCE_STACK"] == "production"
     assert s3.client().list_object_versions(Bucket=production).get("Versions", []) == before
 
 

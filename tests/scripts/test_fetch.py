@@ -3,6 +3,8 @@ nothing arrives under its name."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from s3_helpers import (
@@ -160,3 +162,69 @@ def test_a_damaged_copy_already_on_the_volume_is_left_alone(
     assert proc.returncode == 65
     assert "move it aside" in error_lines(proc)[0]
     assert (damaged / "dump" / "toc.dat").read_bytes() == b"damaged"
+
+
+def test_another_stacks_set_is_kept_apart_even_under_our_name_and_id(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    # Both stacks back up `app` at 02:00: production's set can have the id of one of ours.
+    production = offsite_sets(s3, bucket, tmp_path / "source")
+    volume = tmp_path / "volume"
+    ours = make_set(volume, "app", OLDER)
+    our_files = set_files(ours)
+    env = offsite_env(s3, bucket, volume, DATABASE="app", SOURCE_STACK="production")
+
+    proc = run_script("fetch.sh", {**env, "BACKUP_ID": OLDER})
+
+    assert proc.returncode == 0, proc.stderr
+    copy = volume / ".stacks" / "production" / "app" / OLDER
+    assert summary(proc)["path"] == str(copy) and summary(proc)["downloaded"] is True
+    assert set_files(copy) == set_files(production[OLDER])  # production's, not ours
+    assert set_files(ours) == our_files and folder_names(volume / "app") == {OLDER}
+
+    # The next rehearsal's fetch leaves only its own copy: rehearsals never fill the volume.
+    (copy.parent / f"{UNFINISHED}.partial").mkdir()  # as a killed fetch leaves it
+    again = run_script("fetch.sh", {**env, "BACKUP_ID": OLDEST})
+
+    assert again.returncode == 0, again.stderr
+    assert folder_names(copy.parent) == {OLDEST}
+    assert set_files(copy.parent / OLDEST) == set_files(production[OLDEST])
+    assert set_files(ours) == our_files
+
+
+def test_a_stack_name_that_is_not_one_is_refused(s3: LocalS3, bucket: str, tmp_path: Path) -> None:
+    offsite_sets(s3, bucket, tmp_path / "source")
+    volume = tmp_path / "volume"
+    env = offsite_env(s3, bucket, volume, DATABASE="app", SOURCE_STACK="../app")
+
+    proc = run_script("fetch.sh", env)
+
+    assert proc.returncode == 64
+    [error] = error_lines(proc)
+    assert "SOURCE_STACK '../app' is not a stack name" in error
+    assert not volume.exists()
+
+
+def test_a_second_download_into_the_same_folder_waits_its_turn(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    offsite_sets(s3, bucket, tmp_path / "source")
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    env = offsite_env(s3, bucket, tmp_path / "volume", DATABASE="app", FETCH_TO=str(folder))
+
+    lock = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a download already running there
+        proc = run_script("fetch.sh", env)
+    finally:
+        os.close(lock)
+
+    assert proc.returncode == 75
+    assert f"another download into {folder} is running" in error_lines(proc)[0]
+    assert list(folder.iterdir()) == []  # it did not start over the other one's partial folder
+
+    proc = run_script("fetch.sh", env)
+
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in folder.iterdir()] == [OLDER]  # and no lock file is left in it
