@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from infra.components.scheduled_job import restricted_pod, scheduled_cronjob
 from infra.config import Resources, SecretRef
-from infra.pod_security import container_security, cpu_limit_env, pod_security
+from infra.pod_security import container_security, cpu_limit_env
 from infra.validate import ConfigError
 
 SCRIPTS_MOUNT = "/scripts"
@@ -209,16 +209,12 @@ def _volumes(args: BackupCronJobArgs) -> list[dict[str, Any]]:
 
 def job_pod_spec(args: BackupCronJobArgs) -> dict[str, Any]:
     """The pod of one backup run (also what a manual Job from this CronJob gets)."""
-    return {
-        "service_account_name": args.service_account_name,
-        # Backup pods never talk to the Kubernetes API (IRSA projects its own token).
-        "automount_service_account_token": False,
-        "restart_policy": "Never",
-        "security_context": pod_security(),
-        "init_containers": [_backup_container(args)],
-        "containers": [_upload_container(args)],
-        "volumes": _volumes(args),
-    }
+    return restricted_pod(
+        args.service_account_name,
+        containers=[_upload_container(args)],
+        volumes=_volumes(args),
+        init_containers=[_backup_container(args)],
+    )
 
 
 class BackupCronJob(pulumi.ComponentResource):
@@ -229,36 +225,7 @@ class BackupCronJob(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pgbackup:index:BackupCronJob", name, None, opts)
         pod_labels = {**args.labels, **args.pod_labels}
-        cronjob = k8s.batch.v1.CronJob(
-            f"{name}-cronjob",
-            metadata={
-                "name": args.cronjob_name,
-                "namespace": args.namespace,
-                "labels": args.labels,
-            },
-            spec={
-                "schedule": args.schedule,
-                "time_zone": args.time_zone,
-                "concurrency_policy": "Forbid",
-                "starting_deadline_seconds": args.starting_deadline_seconds,
-                "successful_jobs_history_limit": args.successful_jobs_history_limit,
-                "failed_jobs_history_limit": args.failed_jobs_history_limit,
-                "suspend": args.suspend,
-                "job_template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {
-                        "active_deadline_seconds": args.active_deadline_seconds,
-                        "backoff_limit": args.backoff_limit,
-                        # Longer than the history limits keep Jobs, so logs outlive them.
-                        "ttl_seconds_after_finished": args.ttl_seconds_after_finished,
-                        "template": {
-                            "metadata": {"labels": pod_labels},
-                            "spec": job_pod_spec(args),
-                        },
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self),
+        self.cronjob_name = scheduled_cronjob(
+            name, args, args.labels, pod_labels, job_pod_spec(args), parent=self
         )
-        self.cronjob_name = cronjob.metadata.apply(lambda m: m.name or args.cronjob_name)
         self.register_outputs({"cronjob_name": self.cronjob_name})

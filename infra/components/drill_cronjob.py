@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from infra.components.scheduled_job import restricted_pod, scheduled_cronjob
 from infra.config import Resources
-from infra.pod_security import container_security, cpu_limit_env, pod_security
+from infra.pod_security import container_security, cpu_limit_env
 from infra.validate import ConfigError
 
 SCRIPTS_MOUNT = "/scripts"
@@ -95,19 +95,16 @@ def drill_pod_spec(args: DrillCronJobArgs) -> dict[str, Any]:
             {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108
         ],
     }
-    return {
-        "service_account_name": args.service_account_name,
-        "automount_service_account_token": False,
-        "restart_policy": "Never",
-        "security_context": pod_security(),
-        "containers": [container],
-        "volumes": [
+    return restricted_pod(
+        args.service_account_name,
+        containers=[container],
+        volumes=[
             {"name": "backups", "persistent_volume_claim": {"claim_name": args.pvc_name}},
             {"name": "scripts", "config_map": {"name": args.configmap_name, "default_mode": 0o555}},
             {"name": "drill", "empty_dir": {"size_limit": args.scratch_size}},
             {"name": "tmp", "empty_dir": {"size_limit": "1Gi"}},
         ],
-    }
+    )
 
 
 class DrillCronJob(pulumi.ComponentResource):
@@ -118,31 +115,7 @@ class DrillCronJob(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pgbackup:index:DrillCronJob", name, None, opts)
         labels = {**args.labels, "app": "postgres-restore-drill"}
-        cronjob = k8s.batch.v1.CronJob(
-            f"{name}-cronjob",
-            metadata={"name": args.cronjob_name, "namespace": args.namespace, "labels": labels},
-            spec={
-                "schedule": args.schedule,
-                "time_zone": args.time_zone,
-                "concurrency_policy": "Forbid",
-                "starting_deadline_seconds": args.starting_deadline_seconds,
-                "successful_jobs_history_limit": args.successful_jobs_history_limit,
-                "failed_jobs_history_limit": args.failed_jobs_history_limit,
-                "suspend": args.suspend,
-                "job_template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "active_deadline_seconds": args.active_deadline_seconds,
-                        "backoff_limit": args.backoff_limit,
-                        "ttl_seconds_after_finished": args.ttl_seconds_after_finished,
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": drill_pod_spec(args),
-                        },
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self),
+        self.cronjob_name = scheduled_cronjob(
+            name, args, labels, labels, drill_pod_spec(args), parent=self
         )
-        self.cronjob_name = cronjob.metadata.apply(lambda m: m.name or args.cronjob_name)
         self.register_outputs({"cronjob_name": self.cronjob_name})
