@@ -75,6 +75,9 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
 }
 # An S3 key prefix: no leading or trailing slash, never empty (IAM grants are scoped by it).
 PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^[A-Za-z0-9]$"
+# A stack name as Pulumi spells it; the restore steps also make it a folder name (fetch.sh and
+# restore.sh refuse any other).
+STACK_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 REQUIRED_KEYS = ("namespace", "images", "postgres", "databases", "offsite")
 SECRET_KEYS = ("kubeconfig",)
 OPTIONAL_KEYS = ("kubeContext",)
@@ -448,7 +451,7 @@ def _offsite(r: Reader, release: str) -> OffsiteConfig:
 def _cross_stack(r: Reader) -> CrossStackRead:
     r.allow("stack", "bucketName", "prefix", "kmsKeyArn")
     return CrossStackRead(
-        stack=r.string("stack"),
+        stack=r.string("stack", pattern=STACK_NAME_PATTERN, example="production"),
         bucket_name=check_bucket_name(r, "bucketName"),
         # Validated like our own: an empty or "/" prefix would grant read on the whole bucket.
         prefix=r.string("prefix", default="postgres", pattern=PREFIX_PATTERN),

@@ -101,7 +101,7 @@ class LocalBackend:
 
     # -- running a step ----------------------------------------------------------------------
     def _env(self, db: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = dict(self.settings.env)
+        env = {k: v for k, v in self.settings.env.items() if k not in steps.PER_RUN_VARIABLES}
         env["PATH"] = f"{_bindir(env)}{os.pathsep}{env.get('PATH', '')}"
         env["PGDATABASE"] = db
         env["BACKUP_DIR"] = str(self.backup_dir)

@@ -111,6 +111,23 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
 
 
 # -- the environment of a step, the same whichever backend runs it ------------------------------
+# What a command decides for each step it runs. Never inherited from the operator's shell by the
+# local backend: a BACKUP_ID or SOURCE_STACK left exported after running a step by hand would
+# silently redirect a restore or a fetch.
+PER_RUN_VARIABLES = frozenset(
+    {
+        "BACKUP_ID",
+        "DATABASE",
+        "FETCH_TO",
+        "RESTORE_STEP",
+        "SKIP_RETENTION",
+        "SOURCE_DATABASE",
+        "SOURCE_STACK",
+        "TARGET_DATABASE",
+    }
+)
+
+
 def source_env(source_stack: str | None) -> dict[str, str]:
     """`SOURCE_STACK`: another stack's set is fetched to, and restored from, that stack's own
     folder on the volume, apart from this stack's sets (fetch.sh and restore.sh)."""

@@ -11,8 +11,8 @@
 # Destination: $BACKUP_DIR/<db>/<id> (locked like backup and restore), or FETCH_TO/<id> when
 # FETCH_TO is set (`pgbackup download --to DIR`, the folder locked too). Another stack's set (SOURCE_STACK,
 # read with that stack's grant) goes to $BACKUP_DIR/.stacks/<stack>/<db>/<id>, apart from this
-# stack's own sets; it is a copy for the restore at hand, so fetching one removes the copies
-# earlier rehearsals left there.
+# stack's own sets; it is a copy for the restore at hand (restore.sh removes it once that has
+# succeeded), and fetching one removes the copies failed rehearsals left there over a day ago.
 #
 # Runs in amazon/aws-cli (aws v2) and locally (aws v1 from PyPI): bash, coreutils and `aws` only.
 # Progress on stderr; stdout: one JSON summary line.
@@ -167,18 +167,22 @@ flush_set() {
   sync -- "${paths[@]}" "${!folders[@]}" 2>/dev/null || sync
 }
 
-# drop_earlier_copies PARENT ID: remove the other sets (and partial downloads) in PARENT, another
-# stack's folder on this volume. They are copies of that stack's offsite sets, kept only for the
-# restore that fetched them: without this each rehearsal would leave one behind until the volume,
-# which this stack's own backups need, is full. The caller holds PARENT's lock, which restore.sh
-# takes too, so no restore is reading one of them.
-drop_earlier_copies() {
-  local path name
-  for path in "$1"/*/; do
-    [[ -d "$path" ]] || continue
-    name="$(basename "$path")"
-    if [[ "$name" == "$2" ]] || ! is_backup_id "${name%.partial}"; then continue; fi
-    log "fetch: removing $path, an earlier copy of a set of stack $SOURCE_STACK (its original stays offsite)"
+# drop_abandoned_copies PARENT ID: remove the other sets (and partial downloads) in PARENT, another
+# stack's folder on this volume, that were fetched more than a day ago. A rehearsal's restore
+# removes its copy when it succeeds; these are what failed or abandoned ones left, which would
+# otherwise stay until the volume that this stack's own backups need is full. A day: no rehearsal
+# still running needs one (its prepare and swap run minutes apart). Symbolic links are not
+# followed. The caller holds PARENT's lock, which restore.sh takes too.
+drop_abandoned_copies() {
+  local path name day_ago
+  day_ago=$(($(date +%s) - 86400))
+  for path in "$1"/*; do
+    name="${path##*/}"
+    if [[ -L "$path" || ! -d "$path" || "$name" == "$2" ]] || ! is_backup_id "${name%.partial}"; then
+      continue
+    fi
+    (($(stat -c %Y -- "$path") < day_ago)) || continue
+    log "fetch: removing $path, a copy of a set of stack $SOURCE_STACK fetched over a day ago (its original stays offsite)"
     rm -rf -- "$path"
   done
 }
@@ -211,10 +215,11 @@ main() {
     mkdir -p -- "$parent" 2>/dev/null ||
       die "$EX_DENIED" "cannot create the folder $parent" "pick a folder you can write to"
     # The folder is the user's: it is locked through the folder itself, leaving no lock file.
-    if ! { exec {LOCK_FD}<"$parent"; } 2>/dev/null || ! flock -n "$LOCK_FD"; then
+    { exec {LOCK_FD}<"$parent"; } 2>/dev/null ||
+      die "$EX_DENIED" "cannot read the folder $parent" "pick a folder you can read and write"
+    flock -n "$LOCK_FD" ||
       die "$EX_LOCKED" "another download into $parent is running (it holds a lock on the folder)" \
         "wait for it to finish, or download into another folder"
-    fi
   else
     # A disaster recovery starts from an empty volume: the database folder is made here.
     parent="$(sets_folder "$DATABASE_NAME")"
@@ -228,7 +233,7 @@ main() {
   final="$parent/$id"
   key="$DB_KEY$id/"
 
-  if [[ -n "${SOURCE_STACK:-}" && -z "${FETCH_TO:-}" ]]; then drop_earlier_copies "$parent" "$id"; fi
+  if [[ -n "${SOURCE_STACK:-}" && -z "${FETCH_TO:-}" ]]; then drop_abandoned_copies "$parent" "$id"; fi
   if [[ -e "$final" ]]; then
     if check_set "$final" "$id"; then
       log "fetch $DATABASE_NAME/$id: already in $final and intact, not downloaded again"

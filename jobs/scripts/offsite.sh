@@ -69,4 +69,3 @@ s3_list() {
   # An empty page prints "None".
   grep -v '^None$' "$2.raw" >"$2" || true
 }
-

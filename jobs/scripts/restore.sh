@@ -88,6 +88,16 @@ elif [[ "$RESTORE_STEP" != prepare ]]; then
   STATUS=restored
 fi
 
+# A rehearsal's copy of another stack's set has served: it leaves this stack's volume (the original
+# stays in that stack's bucket; fetch.sh clears what failed rehearsals leave).
+if [[ "$STATUS" == restored && -n "${SOURCE_STACK:-}" && "$SOURCE_KIND" == set ]]; then
+  if rm -rf -- "$SOURCE_PATH"; then
+    log "removed $SOURCE_PATH, the copy of stack $SOURCE_STACK's set fetched for this restore"
+  else
+    warn "could not remove $SOURCE_PATH (a copy of stack $SOURCE_STACK's set); remove it by hand"
+  fi
+fi
+
 SECONDS_TAKEN=$(($(date -u +%s) - STARTED_EPOCH))
 log "restore of $DB from $ID $STATUS in ${SECONDS_TAKEN}s"
 printf '{"event":"restore","database":%s,"id":%s,"step":"%s","status":"%s","into":%s,"side":%s,"kept":%s,"target":%s,"tables":%d,"row_counts":"%s","seconds":%d,"downtime_seconds":%d}\n' \

@@ -169,9 +169,11 @@ def test_staging_restores_production_offsite_backup(
     fresh_id = fresh.split(":", 1)[1].split()[0]
     assert local.run("restore", fresh_id, "--yes", "--skip-fresh-backup", stack="staging") == 0
     assert local.sql("SELECT count(*) FROM words") == "50"
-    # Production's set stays apart on staging's volume: never one of staging's sets, so never
-    # listed, restored as `latest` or uploaded into staging's bucket.
-    assert (local.backup_dir / ".stacks" / "production" / prod_db / prod_id).is_dir()
+    # Production's set was fetched apart on staging's volume, never as one of staging's sets (so
+    # never listed, restored as `latest` or uploaded into staging's bucket), and went once the
+    # restore had succeeded.
+    assert (local.backup_dir / ".stacks" / "production" / prod_db).is_dir()
+    assert not (local.backup_dir / ".stacks" / "production" / prod_db / prod_id).exists()
     assert not (local.backup_dir / local.db / prod_id).exists()
     assert local.run("backup", stack="staging") == 0
     assert local.run("list", stack="staging") == 0

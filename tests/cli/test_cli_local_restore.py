@@ -74,6 +74,26 @@ def test_restore_swaps_in_the_backup_and_keeps_the_old_database(local: Local) ->
     assert local.databases() == sorted([local.db, kept])
 
 
+def test_step_variables_left_in_the_shell_do_not_redirect_a_restore(local: Local) -> None:
+    backup_id = backup(local)
+    local.sql("DELETE FROM words WHERE id > 10")
+    # As left exported after running fetch.sh and restore.sh by hand.
+    for name, value in {
+        "SOURCE_STACK": "production",
+        "SOURCE_DATABASE": "billing",
+        "TARGET_DATABASE": "elsewhere",
+        "RESTORE_STEP": "prepare",
+        "SKIP_RETENTION": "1",
+    }.items():
+        local.monkeypatch.setenv(name, value)
+
+    code = local.run("restore", backup_id, "--skip-fresh-backup", typed=local.db)
+
+    assert code == 0, local.output()[1]
+    assert local.sql("SELECT count(*) FROM words") == "50"
+    assert local.databases() == sorted([local.db, f"{local.db}__pre_restore_{backup_id}"])
+
+
 def test_restore_takes_a_fresh_backup_first(local: Local) -> None:
     backup_id = backup(local)
     local.sql("INSERT INTO words VALUES (1000, 'after')")

@@ -85,6 +85,8 @@ def test_unknown_stack_names_the_known_ones() -> None:
 BAD_VALUES = [
     # an empty or "/" prefix would scope the reader's grant to the whole bucket
     ("crossStackRead[0].prefix", "/", "pgbackup:crossStackRead[0].prefix"),
+    # the stack's name becomes a folder name on the volume (another stack's sets stay apart)
+    ("crossStackRead[0].stack", "../production", "pgbackup:crossStackRead[0].stack"),
     ("offsite.prefix", "/", "pgbackup:offsite.prefix"),
     ("databases[0].schedule", "0 2 * *", "pgbackup:databases[0].schedule"),
     ("databases[0].schedule", "0 25 * * *", "pgbackup:databases[0].schedule"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from s3_helpers import (
@@ -182,13 +183,23 @@ def test_another_stacks_set_is_kept_apart_even_under_our_name_and_id(
     assert set_files(copy) == set_files(production[OLDER])  # production's, not ours
     assert set_files(ours) == our_files and folder_names(volume / "app") == {OLDER}
 
-    # The next rehearsal's fetch leaves only its own copy: rehearsals never fill the volume.
-    (copy.parent / f"{UNFINISHED}.partial").mkdir()  # as a killed fetch leaves it
+    # What failed rehearsals left over a day ago goes with the next fetch; a copy a rehearsal
+    # still running may need stays, and a symbolic link is not followed.
+    abandoned = copy.parent / f"{UNFINISHED}.partial"  # as a killed fetch leaves it
+    abandoned.mkdir()
+    os.utime(abandoned, (time.time() - 2 * 86400,) * 2)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("not a set")
+    link = copy.parent / FAILED
+    link.symlink_to(elsewhere)
+    os.utime(link, (time.time() - 2 * 86400,) * 2, follow_symlinks=False)
     again = run_script("fetch.sh", {**env, "BACKUP_ID": OLDEST})
 
     assert again.returncode == 0, again.stderr
-    assert folder_names(copy.parent) == {OLDEST}
+    assert folder_names(copy.parent) == {OLDER, OLDEST, FAILED}
     assert set_files(copy.parent / OLDEST) == set_files(production[OLDEST])
+    assert (elsewhere / "keep").exists()
     assert set_files(ours) == our_files
 
 

@@ -7,6 +7,7 @@ touched by any of them. Also the other ways in: TARGET_DATABASE, prepare then sw
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 from pathlib import Path
 
@@ -218,3 +219,41 @@ def test_legacy_sql_gz_is_restored_by_name(
     assert pg.psql("SELECT count(*) FROM items", summary(result)["kept"]) == "10"
     listing = run_script("inventory.sh", env).stdout
     assert name in listing and '"kind":"legacy"' in listing
+
+
+def test_another_stacks_set_under_our_id_is_restored_from_its_own_folder(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    # Staging's own set X of the database (100 rows), and production's set of a database with the
+    # same name under the same id (both back up at 02:00), fetched for a rehearsal (102 rows).
+    env, own_id = _backed_up(pg, base_env, dbname, backup_dir)
+    own_files = {
+        p: p.read_bytes() for p in (backup_dir / dbname / own_id).rglob("*") if p.is_file()
+    }
+    pg.psql("INSERT INTO items VALUES (-2, 'production only')", dbname)
+    (tmp_path / "production").mkdir()
+    production = run_script("backup.sh", {**env, "BACKUP_DIR": str(tmp_path / "production")})
+    assert production.returncode == 0, production.stderr
+    copy = backup_dir / ".stacks" / "production" / dbname / own_id
+    copy.parent.mkdir(parents=True)
+    (tmp_path / "production" / dbname / summary(production)["id"]).rename(copy)
+    manifest = copy / "manifest.json"
+    manifest.write_text(
+        manifest.read_text().replace(f'"id": "{summary(production)["id"]}"', f'"id": "{own_id}"')
+    )
+    pg.psql("DELETE FROM items WHERE id < 0", dbname)
+    rehearsal = {**env, "SOURCE_STACK": "production", "BACKUP_ID": own_id}
+
+    # A backup of the live database holds its folder: the rehearsal waits its turn.
+    with (backup_dir / dbname / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = run_script("restore.sh", rehearsal)
+    assert locked.returncode == 75 and str(backup_dir / dbname / ".lock") in error_line(locked)
+    assert pg.psql("SELECT count(*) FROM items", dbname) == "100"
+
+    restored = run_script("restore.sh", rehearsal)
+
+    assert restored.returncode == 0, restored.stderr
+    assert pg.psql("SELECT count(*) FROM items", dbname) == "102"  # production's rows
+    assert not copy.exists()  # the rehearsal's copy is gone once it has served
+    assert {p: p.read_bytes() for p in own_files} == own_files  # staging's own set untouched
