@@ -9,10 +9,10 @@
 # not downloaded again.
 #
 # Destination: $BACKUP_DIR/<db>/<id> (locked like backup and restore), or FETCH_TO/<id> when
-# FETCH_TO is set (`pgbackup download --to DIR`, the folder locked too). Another stack's set (SOURCE_STACK,
-# read with that stack's grant) goes to $BACKUP_DIR/.stacks/<stack>/<db>/<id>, apart from this
-# stack's own sets; it is a copy for the restore at hand (restore.sh removes it once that has
-# succeeded), and fetching one removes the copies failed rehearsals left there over a day ago.
+# FETCH_TO is set (`pgbackup download --to DIR`; the folder is locked too). Another stack's set
+# (SOURCE_STACK, read with that stack's grant) goes to $BACKUP_DIR/.stacks/<stack>/<db>/<id>, apart
+# from this stack's own sets; it is a copy for the restore at hand (restore.sh removes it once that
+# has succeeded), and fetching one removes the copies failed rehearsals left there over a day ago.
 #
 # Runs in amazon/aws-cli (aws v2) and locally (aws v1 from PyPI): bash, coreutils and `aws` only.
 # Progress on stderr; stdout: one JSON summary line.
