@@ -33,7 +33,7 @@ def script_env(
 
 
 def run_script(
-    name: str, env: Mapping[str, str], timeout: float = 180
+    name: str, env: Mapping[str, str], timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(SCRIPTS / name)],

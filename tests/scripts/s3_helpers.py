@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# The step runner and its summary, shared with the PostgreSQL step tests.
+from pg_script_helpers import run_script as run_script
+from pg_script_helpers import summary as summary
+
 from jobs.local.s3 import LocalS3
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = REPO / "jobs" / "scripts"
 # The aws CLI (v1, from PyPI) lives beside the interpreter running the tests.
 VENV_BIN = Path(sys.executable).parent
 PREFIX = "pgbackup/staging"
@@ -90,27 +92,6 @@ def offsite_env(s3: LocalS3, bucket: str, backup_dir: Path, **extra: str) -> dic
     env.update({"S3_BUCKET": bucket, "S3_PREFIX": PREFIX, "BACKUP_DIR": str(backup_dir)})
     env.update(extra)
     return env
-
-
-def run_script(
-    name: str, env: Mapping[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(SCRIPTS / name)],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def summary(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    """The one-line JSON summary a script prints last on stdout."""
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no summary on stdout; stderr:\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
 
 
 def assert_no_credentials(proc: subprocess.CompletedProcess[str]) -> None:
