@@ -292,10 +292,7 @@ class KubernetesBackend(JobRunner):
             service_account=self.stack.restore_service_account,
         )
         result.pop("_logs", None)
-        restored = str(result.get("id", backup_id))
-        side = str(result.get("into") or result.get("side") or f"{db}__restore_{restored}")
-        source = source_database if source_database and source_database != db else None
-        return PreparedRestore(db, restored, side, target, source, result, source_stack)
+        return steps.prepared_restore(db, backup_id, target, source_database, source_stack, result)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
         env = steps.swap_env(prepared)
@@ -306,8 +303,7 @@ class KubernetesBackend(JobRunner):
             service_account=self.stack.restore_service_account,
         )
         result.pop("_logs", None)
-        kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")
-        return RestoreResult(prepared.database, prepared.id, kept, result)
+        return steps.restore_result(prepared, result)
 
     def app_replicas(self) -> dict[str, int]:
         replicas = {}

@@ -259,10 +259,7 @@ class LocalBackend:
         extra = steps.restore_env(db, backup_id, target, source_database, source_stack)
         stdout, _ = self._run("restore.sh", db, extra)
         result = steps.summary(stdout, "restore.sh")
-        restored_id = str(result.get("id", backup_id))
-        side = str(result.get("into") or result.get("side") or _side_name(db, restored_id))
-        source = source_database if source_database and source_database != db else None
-        return PreparedRestore(db, restored_id, side, target, source, result, source_stack)
+        return steps.prepared_restore(db, backup_id, target, source_database, source_stack, result)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
         if prepared.target:
@@ -273,9 +270,7 @@ class LocalBackend:
             )
         extra = steps.swap_env(prepared)
         stdout, _ = self._run("restore.sh", prepared.database, extra)
-        result = steps.summary(stdout, "restore.sh")
-        kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")
-        return RestoreResult(prepared.database, prepared.id, kept, result)
+        return steps.restore_result(prepared, steps.summary(stdout, "restore.sh"))
 
     def app_replicas(self) -> dict[str, int]:
         return {}
@@ -318,7 +313,3 @@ class LocalBackend:
             volume_used_bytes=int(volume.get("used_bytes") or (usage.used if usage else 0)),
             notes=("local backend: no CronJob; schedule backups with your own scheduler",),
         )
-
-
-def _side_name(db: str, backup_id: str) -> str:
-    return f"{db}__restore_{backup_id}"

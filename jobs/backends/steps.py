@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jobs.backends.base import BackupSet, PreparedRestore
+from jobs.backends.base import BackupSet, PreparedRestore, RestoreResult
 from jobs.errors import ExitCode, PgBackupError
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
@@ -175,6 +175,27 @@ def swap_env(prepared: PreparedRestore) -> dict[str, str]:
     if prepared.source_database:
         env["SOURCE_DATABASE"] = prepared.source_database
     return env
+
+
+def prepared_restore(
+    db: str,
+    backup_id: str,
+    target: str | None,
+    source_database: str | None,
+    source_stack: str | None,
+    result: dict[str, Any],
+) -> PreparedRestore:
+    """What restore.sh's summary of a prepare (or of an `all` into `target`) says was restored."""
+    restored = str(result.get("id", backup_id))
+    side = str(result.get("into") or result.get("side") or f"{db}__restore_{restored}")
+    source = source_database if source_database and source_database != db else None
+    return PreparedRestore(db, restored, side, target, source, result, source_stack)
+
+
+def restore_result(prepared: PreparedRestore, result: dict[str, Any]) -> RestoreResult:
+    """What restore.sh's summary of a swap says: the previous live database's kept name."""
+    kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")
+    return RestoreResult(prepared.database, prepared.id, kept, result)
 
 
 def pick_volume_set(sets: list[BackupSet], db: str, backup_id: str, where: str) -> str:
