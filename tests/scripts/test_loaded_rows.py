@@ -54,7 +54,7 @@ def test_every_table_is_counted_as_it_loads(
 ) -> None:
     env = _backed_up(pg, base_env, dbname, backup_dir)
     restore = restore_copy(pg, env, dbname)
-    assert "rows of 3 of 3 tables counted as they loaded" in restore.stderr
+    assert "rows of 3 of 3 tables counted as they loaded" in restore.stderr, restore.stderr
     assert "3 tables match the manifest (row counts: exact)" in restore.stderr
 
 
@@ -76,7 +76,9 @@ def test_a_counting_session_that_cannot_connect_leaves_the_counts_to_the_check(
         tmp_path, pg, env, "pgbackup-row-counter", "FATAL:  sorry, too many clients already"
     )
     restore = restore_copy(pg, shimmed, dbname)
-    assert "rows of 0 of 3 tables counted as they loaded" in restore.stderr
+    assert "rows of 0 of 3 tables counted as they loaded" in restore.stderr, restore.stderr
+    assert "the row counter stopped early" in restore.stderr  # and why:
+    assert "too many clients already" in restore.stderr
     assert "3 tables match the manifest (row counts: exact)" in restore.stderr
 
 
@@ -93,7 +95,7 @@ def test_a_table_counted_as_it_loaded_still_fails_a_wrong_manifest(
     before = database_names(pg)
     restore = run_script("restore.sh", {**env, "TARGET_DATABASE": f"{dbname}_copy"})
     assert restore.returncode == ExitCode.CORRUPT, restore.stderr
-    assert "rows of 3 of 3 tables counted as they loaded" in restore.stderr
+    assert "rows of 3 of 3 tables counted as they loaded" in restore.stderr, restore.stderr
     assert "public.items: manifest 50005 rows, restored 50000" in restore.stderr
     assert database_names(pg) == before
 
@@ -149,7 +151,7 @@ b" VALUES (1);
     env = script_env(pg, base_env, dbname, backup_dir)
     assert run_script("backup.sh", env).returncode == 0
     restore = restore_copy(pg, env, dbname)
-    assert "rows of 1 of 1 tables counted as they loaded" in restore.stderr
+    assert "rows of 1 of 1 tables counted as they loaded" in restore.stderr, restore.stderr
 
 
 def test_a_name_that_fakes_a_finished_item_cannot_fail_the_restore(
