@@ -115,6 +115,9 @@ class StatusReport:
     volume_used_bytes: int | None
     active_jobs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # Other folders of the volume holding sets: (folder, sets, bytes). `.stacks/<stack>/<db>` are
+    # rehearsal copies of another stack's sets; any other is another database's folder.
+    other_folders: tuple[tuple[str, int, int], ...] = ()
 
 
 class Backend(Protocol):

@@ -388,5 +388,6 @@ class KubernetesBackend(JobRunner):
             volume_size_bytes=volume.get("size_bytes"),
             volume_used_bytes=volume.get("used_bytes"),
             active_jobs=tuple(self._active_jobs(db)),
+            other_folders=tuple(volume.get("folders") or ()),
             notes=tuple(notes),
         )

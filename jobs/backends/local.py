@@ -312,4 +312,5 @@ class LocalBackend:
             volume_size_bytes=int(volume.get("size_bytes") or (usage.total if usage else 0)),
             volume_used_bytes=int(volume.get("used_bytes") or (usage.used if usage else 0)),
             notes=("local backend: no CronJob; schedule backups with your own scheduler",),
+            other_folders=tuple(volume.get("folders") or ()),
         )

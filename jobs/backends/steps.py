@@ -86,12 +86,24 @@ def step_failed(step: str, exit_code: int, log_text: str, where: str = "") -> Pg
 
 def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any]]:
     """inventory.sh's output: the sets of `db` (all when None; legacy dumps always, as
-    "(legacy)"), newest first, and its volume line (size/used/avail bytes)."""
+    "(legacy)"), newest first, and its volume line (size/used/avail bytes), with `folders`: the
+    other folders holding sets, as `other_folders` (see StatusReport)."""
     sets: list[BackupSet] = []
     volume: dict[str, Any] = {}
+    folders: list[tuple[str, int, int]] = []
     for line in json_lines(text):
         if line.get("event") == "volume":
-            volume = line
+            volume = {**line, "folders": folders}
+            continue
+        if line.get("event") == "folder":
+            if line.get("folder") != db:
+                folders.append(
+                    (
+                        str(line.get("folder")),
+                        int(line.get("sets") or 0),
+                        int(line.get("bytes") or 0),
+                    )
+                )
             continue
         legacy = line.get("kind") == "legacy"
         if "id" not in line or (db and not legacy and line.get("database") != db):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from jobs import ui
@@ -61,6 +62,27 @@ def print_report(report: StatusReport) -> None:
         ui.out(ui.paint(f"note: {note}", "dim"))
 
 
+def other_folder_notes(report: StatusReport, databases: Collection[str] | None) -> list[str]:
+    """What else holds sets on the volume, and what to do about it. `databases`: the stack's (a
+    folder of one of them is expected); None when unknown (no stack), then only rehearsal copies
+    are named."""
+    notes = []
+    for folder, sets, size in report.other_folders:
+        held = f"{folder}: {sets} set(s), {ui.human_bytes(size)}"
+        if folder.startswith(".stacks/"):
+            stack = folder.split("/")[1]
+            notes.append(
+                f"{held}, copies of stack {stack}'s sets fetched for a rehearsal (each goes once "
+                "its restore succeeds, or with the next fetch a day later)"
+            )
+        elif databases is not None and folder not in databases:
+            notes.append(
+                f"{held}, of a database this stack does not back up (another stack's sets that an "
+                "older pgbackup fetched there, or put there by hand): remove it if not needed"
+            )
+    return notes
+
+
 def _last_drill(path: Path) -> str:
     try:
         record = json.loads(path.read_text())
@@ -76,6 +98,10 @@ def _last_drill(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     target = open_backend(args)
-    print_report(target.backend.status(target.database))
+    report = target.backend.status(target.database)
+    print_report(report)
+    databases = [d.name for d in target.stack.databases] if target.stack else None
+    for note in other_folder_notes(report, databases):
+        ui.out(f"Also on volume:   {note}")
     ui.out(f"Last drill:       {_last_drill(drill_record(target, target.database))}")
     return 0

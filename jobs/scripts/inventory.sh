@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # inventory.sh — list what is on the backup volume: one JSON object per line per backup set
-# (complete or not) and per legacy .sql.gz dump, then one line about the volume itself.
+# (complete or not), per other folder holding sets and per legacy .sql.gz dump, then one line
+# about the volume itself.
 # PGDATABASE, when set, limits the list to that database. Runs in the postgres or the aws-cli
 # image (bash and coreutils only: no find, no jq).
 # shellcheck source-path=SCRIPTDIR
@@ -46,6 +47,23 @@ for db_path in "$BACKUP_DIR"/*/; do
       set_line "$db" "${name%.partial}" "${set_path%/}" false
     fi
   done
+done
+
+# What else holds sets on the volume, one line per folder: other databases' folders (this list is
+# limited to PGDATABASE) and other stacks' sets fetched for a rehearsal (.stacks, see sets_folder).
+for db_path in "$BACKUP_DIR"/*/ "$BACKUP_DIR"/.stacks/*/*/; do
+  [[ -d "$db_path" ]] || continue
+  folder="${db_path#"$BACKUP_DIR"/}"
+  folder="${folder%/}"
+  [[ -z "${PGDATABASE:-}" || "$folder" != "$PGDATABASE" ]] || continue
+  sets=0
+  for set_path in "$db_path"*/; do
+    name="$(basename "$set_path")"
+    if [[ -d "$set_path" ]] && is_backup_id "${name%.partial}"; then sets=$((sets + 1)); fi
+  done
+  ((sets > 0)) || continue
+  printf '{"event":"folder","folder":%s,"sets":%d,"bytes":%s}\n' \
+    "$(json_string "$folder")" "$sets" "$(dir_bytes "$db_path")"
 done
 
 # The system this replaces wrote single-file dumps at the top of the volume.

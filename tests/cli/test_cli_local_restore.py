@@ -7,10 +7,13 @@ through `jobs.cli.main` as an operator would type it.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from clihelp import Local
 
+from jobs.backends.base import StatusReport
+from jobs.commands.status import other_folder_notes
 from jobs.errors import ExitCode
 
 
@@ -47,6 +50,31 @@ def test_list_shows_the_set_on_volume_and_offsite(local: Local) -> None:
     assert f"Newest (volume):  {backup_id}" in out
     assert f"Newest (offsite): {backup_id}" in out
     assert "Volume usage:" in out and "unknown" not in out
+
+
+def test_status_names_what_else_holds_sets_on_the_volume(local: Local) -> None:
+    backup_id = backup(local)
+    own = local.backup_dir / local.db / backup_id
+    # A rehearsal's copy of production's set, and sets an older pgbackup filed in a folder of
+    # their own (another stack's database name), with a partial one.
+    shutil.copytree(own, local.backup_dir / ".stacks" / "production" / local.db / backup_id)
+    shutil.copytree(own, local.backup_dir / "billing_production" / backup_id)
+    (local.backup_dir / "billing_production" / f"{backup_id}-2.partial").mkdir()
+
+    assert local.run("status") == 0
+    out, _ = local.output()
+
+    also = [line for line in out.splitlines() if line.startswith("Also on volume:")]
+    assert len(also) == 1  # without a stack, another folder may be one of the user's databases
+    assert f".stacks/production/{local.db}: 1 set(s)" in also[0]
+    assert "copies of stack production's sets fetched for a rehearsal" in also[0]
+    report = StatusReport(
+        local.db, "", None, "", "", None, None, None, None,
+        other_folders=(("billing_production", 2, 10 * 2**20), ("billing", 1, 2**20)),
+    )  # fmt: skip
+    [note] = other_folder_notes(report, [local.db, "billing"])
+    assert note.startswith("billing_production: 2 set(s), 10.0 MiB")
+    assert "a database this stack does not back up" in note and "remove it" in note
 
 
 def test_verify_on_the_volume_and_offsite(local: Local) -> None:

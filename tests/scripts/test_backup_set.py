@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,17 @@ def test_backup_set_follows_the_contract(
     assert lines[0]["id"] == info["id"] and lines[0]["complete"] is True
     assert lines[0]["status"] == "verified" and lines[0]["bytes"] == manifest["total_bytes"]
     assert lines[-1]["event"] == "volume" and lines[-1]["avail_bytes"] > 0
+    # Another database's sets are only summed up, as is a rehearsal's copy of another stack's.
+    for other in ("billing", f".stacks/production/{dbname}"):
+        shutil.copytree(set_dir, backup_dir / other / info["id"])
+    lines = [json.loads(line) for line in run_script("inventory.sh", env).stdout.splitlines()]
+    assert [line["id"] for line in lines if "id" in line] == [info["id"]]
+    folders = [line for line in lines if line.get("event") == "folder"]
+    assert [(f["folder"], f["sets"]) for f in folders] == [
+        ("billing", 1),
+        (f".stacks/production/{dbname}", 1),
+    ]
+    assert all(f["bytes"] >= manifest["total_bytes"] for f in folders)
 
 
 def test_backup_by_a_role_that_is_not_superuser_saves_roles_without_passwords(
