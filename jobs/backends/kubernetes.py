@@ -388,6 +388,7 @@ class KubernetesBackend(JobRunner):
             volume_size_bytes=volume.get("size_bytes"),
             volume_used_bytes=volume.get("used_bytes"),
             active_jobs=tuple(self._active_jobs(db)),
-            other_folders=tuple(volume.get("folders") or ()),
+            # Each database has a volume of its own: no other folder belongs there.
+            other_folders=steps.unexpected_folders(volume.get("folders") or [], expected=()),
             notes=tuple(notes),
         )

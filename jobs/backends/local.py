@@ -312,5 +312,9 @@ class LocalBackend:
             volume_size_bytes=int(volume.get("size_bytes") or (usage.total if usage else 0)),
             volume_used_bytes=int(volume.get("used_bytes") or (usage.used if usage else 0)),
             notes=("local backend: no CronJob; schedule backups with your own scheduler",),
-            other_folders=tuple(volume.get("folders") or ()),
+            # BACKUP_DIR holds the folders of all the stack's databases (without a stack: any).
+            other_folders=steps.unexpected_folders(
+                volume.get("folders") or [],
+                expected=[d.name for d in self.stack.databases] if self.stack else None,
+            ),
         )

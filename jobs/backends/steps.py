@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,19 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
             )
         )
     return sorted(sets, key=lambda s: s.id, reverse=True), volume
+
+
+def unexpected_folders(
+    folders: list[tuple[str, int, int]], expected: Collection[str] | None
+) -> tuple[tuple[str, int, int], ...]:
+    """The other folders holding sets (inventory's `folders`) that status names: rehearsal copies
+    (`.stacks/...`) always, any other folder unless it is `expected` (None: any may be, as on a
+    volume of the user's without a stack file)."""
+    return tuple(
+        f
+        for f in folders
+        if f[0].startswith(".stacks/") or (expected is not None and f[0] not in expected)
+    )
 
 
 # -- the environment of a step, the same whichever backend runs it ------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Collection
 from pathlib import Path
 
 from jobs import ui
@@ -62,23 +61,21 @@ def print_report(report: StatusReport) -> None:
         ui.out(ui.paint(f"note: {note}", "dim"))
 
 
-def other_folder_notes(report: StatusReport, databases: Collection[str] | None) -> list[str]:
-    """What else holds sets on the volume, and what to do about it. `databases`: the stack's (a
-    folder of one of them is expected); None when unknown (no stack), then only rehearsal copies
-    are named."""
+def other_folder_notes(report: StatusReport) -> list[str]:
+    """What else holds sets on the volume (as the backend found it), and what to do about it."""
     notes = []
     for folder, sets, size in report.other_folders:
         held = f"{folder}: {sets} set(s), {ui.human_bytes(size)}"
         if folder.startswith(".stacks/"):
-            stack = folder.split("/")[1]
             notes.append(
-                f"{held}, copies of stack {stack}'s sets fetched for a rehearsal (each goes once "
-                "its restore succeeds, or with the next fetch a day later)"
+                f"{held}, copies of stack {folder.split('/')[1]}'s sets fetched for a rehearsal "
+                "(a restore removes its copy once it succeeds; a failed one's goes with the next "
+                "rehearsal of that database a day later): remove them if none is planned"
             )
-        elif databases is not None and folder not in databases:
+        else:
             notes.append(
-                f"{held}, of a database this stack does not back up (another stack's sets that an "
-                "older pgbackup fetched there, or put there by hand): remove it if not needed"
+                f"{held}, of a database this volume does not back up (another stack's sets that "
+                "an older pgbackup fetched there, or put there by hand): remove it if not needed"
             )
     return notes
 
@@ -100,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
     target = open_backend(args)
     report = target.backend.status(target.database)
     print_report(report)
-    databases = [d.name for d in target.stack.databases] if target.stack else None
-    for note in other_folder_notes(report, databases):
+    for note in other_folder_notes(report):
         ui.out(f"Also on volume:   {note}")
     ui.out(f"Last drill:       {_last_drill(drill_record(target, target.database))}")
     return 0

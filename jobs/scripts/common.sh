@@ -342,7 +342,12 @@ require_tool() {
 }
 
 # dir_bytes PATH: apparent size in bytes of a file tree.
-dir_bytes() { du -sb -- "$1" 2>/dev/null | cut -f1; }
+dir_bytes() {
+  local total
+  total="$(du -sb -- "$1" 2>/dev/null | head -n 1)" || true
+  total="${total%%[!0-9]*}" # (a path with a line break spans lines; a vanished one prints nothing)
+  printf '%s\n' "${total:-0}"
+}
 
 # sha256 of streams and files, and the check of a set's SHA256SUMS.
 # shellcheck source-path=SCRIPTDIR source=checksums.sh

@@ -49,13 +49,16 @@ for db_path in "$BACKUP_DIR"/*/; do
   done
 done
 
-# What else holds sets on the volume, one line per folder: other databases' folders (this list is
-# limited to PGDATABASE) and other stacks' sets fetched for a rehearsal (.stacks, see sets_folder).
-for db_path in "$BACKUP_DIR"/*/ "$BACKUP_DIR"/.stacks/*/*/; do
+# What else holds sets on the volume, one line per folder: other stacks' sets fetched for a
+# rehearsal (.stacks, see sets_folder) and, when the list is limited to PGDATABASE, the other
+# databases' folders.
+others=("$BACKUP_DIR"/.stacks/*/*/)
+[[ -z "${PGDATABASE:-}" ]] || others+=("$BACKUP_DIR"/*/)
+for db_path in "${others[@]}"; do
   [[ -d "$db_path" ]] || continue
   folder="${db_path#"$BACKUP_DIR"/}"
   folder="${folder%/}"
-  [[ -z "${PGDATABASE:-}" || "$folder" != "$PGDATABASE" ]] || continue
+  [[ "$folder" != "${PGDATABASE:-}" ]] || continue
   sets=0
   for set_path in "$db_path"*/; do
     name="$(basename "$set_path")"

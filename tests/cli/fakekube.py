@@ -321,6 +321,10 @@ class FakeKube:
                                 "complete": True,
                             }
                         ),
+                        # what status names: a database's sets on another database's volume
+                        json.dumps(
+                            {"event": "folder", "folder": "billing", "sets": 2, "bytes": 4096}
+                        ),
                         json.dumps(
                             {
                                 "event": "volume",

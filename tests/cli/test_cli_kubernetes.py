@@ -301,6 +301,8 @@ def test_status_reads_the_cronjob_and_an_inventory_job(
     assert f"Newest (volume):  {BACKUP_ID}" in out
     assert f"Newest (offsite): {BACKUP_ID}" in out
     assert "8.0 GiB of 32.0 GiB (25%)" in out
+    # Each database has a volume of its own: any other folder of sets there is named.
+    assert "Also on volume:   billing: 2 set(s), 4.0 KiB, of a database this volume does not" in out
     assert created_steps(kube) == ["inventory.sh"]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clihelp import Local
 
+from jobs.backends import steps
 from jobs.backends.base import StatusReport
 from jobs.commands.status import other_folder_notes
 from jobs.errors import ExitCode
@@ -68,13 +69,23 @@ def test_status_names_what_else_holds_sets_on_the_volume(local: Local) -> None:
     assert len(also) == 1  # without a stack, another folder may be one of the user's databases
     assert f".stacks/production/{local.db}: 1 set(s)" in also[0]
     assert "copies of stack production's sets fetched for a rehearsal" in also[0]
+
+
+def test_status_names_a_folder_of_sets_only_where_none_is_expected() -> None:
+    folders = [(".stacks/production/app", 1, 10), ("billing", 2, 10), ("app_old", 1, 10)]
+    assert steps.unexpected_folders(folders, expected=None) == (folders[0],)
+    assert steps.unexpected_folders(folders, expected=["app", "billing"]) == (
+        folders[0],
+        folders[2],
+    )
     report = StatusReport(
-        local.db, "", None, "", "", None, None, None, None,
-        other_folders=(("billing_production", 2, 10 * 2**20), ("billing", 1, 2**20)),
+        "app", "", None, "", "", None, None, None, None,
+        other_folders=steps.unexpected_folders(folders, expected=()),
     )  # fmt: skip
-    [note] = other_folder_notes(report, [local.db, "billing"])
-    assert note.startswith("billing_production: 2 set(s), 10.0 MiB")
-    assert "a database this stack does not back up" in note and "remove it" in note
+    notes = other_folder_notes(report)
+    assert [n.split(":")[0] for n in notes] == [".stacks/production/app", "billing", "app_old"]
+    assert "remove them if none is planned" in notes[0]
+    assert notes[1].startswith("billing: 2 set(s), 10 B, of a database this volume does not")
 
 
 def test_verify_on_the_volume_and_offsite(local: Local) -> None:

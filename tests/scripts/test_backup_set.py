@@ -69,12 +69,14 @@ def test_backup_set_follows_the_contract(
     # Another database's sets are only summed up, as is a rehearsal's copy of another stack's.
     for other in ("billing", f".stacks/production/{dbname}"):
         shutil.copytree(set_dir, backup_dir / other / info["id"])
+    (backup_dir / "billing" / f"{info['id']}-2.partial").mkdir()  # counted too
+    (backup_dir / ".stacks" / "staging" / dbname).mkdir(parents=True)  # no sets: left out
     lines = [json.loads(line) for line in run_script("inventory.sh", env).stdout.splitlines()]
     assert [line["id"] for line in lines if "id" in line] == [info["id"]]
     folders = [line for line in lines if line.get("event") == "folder"]
     assert [(f["folder"], f["sets"]) for f in folders] == [
-        ("billing", 1),
         (f".stacks/production/{dbname}", 1),
+        ("billing", 2),
     ]
     assert all(f["bytes"] >= manifest["total_bytes"] for f in folders)
 
