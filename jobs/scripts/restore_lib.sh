@@ -136,7 +136,19 @@ refuse_if_not_restorable() {
   if [[ "$LIVE_EXISTS" == t && -z "$TARGET_DATABASE" && "$RESTORE_STEP" != swap ]]; then
     log "side by side: $SIDE_DB needs about as much room as $DB ($(pg_query "$MAINTENANCE_DB" \
       "SELECT pg_size_pretty(pg_database_size($(sql_literal "$DB")))")); the server cannot report its free space, so the restore goes on"
+    warn_about_kept_copies
   fi
+}
+
+# warn_about_kept_copies: the copies earlier restores kept (never dropped for the user) take room
+# on the same server; name them before this restore needs room for one more database.
+warn_about_kept_copies() {
+  local prefix="${DB}__pre_restore_" kept
+  kept="$(pg_query "$MAINTENANCE_DB" "SELECT string_agg(format('%s (%s)', datname,
+      pg_size_pretty(pg_database_size(oid))), ', ' ORDER BY datname)
+    FROM pg_database WHERE left(datname, length($(sql_literal "$prefix"))) = $(sql_literal "$prefix")")"
+  [[ -z "$kept" ]] || warn "earlier restores kept $kept on this server:" \
+    "drop those you no longer need (DROP DATABASE <name>) to free room"
 }
 
 # database_comment NAME: the comment on a database ('' when none).

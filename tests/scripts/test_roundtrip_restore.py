@@ -47,9 +47,14 @@ def test_round_trip_brings_back_schema_data_and_database_state(
     # The live database moves on after the backup; the restore must bring back the backup's state.
     pg.psql("DELETE FROM app.events WHERE id < 100; DROP MATERIALIZED VIEW app.mood_counts", dbname)
     pg.psql(f'ALTER DATABASE "{dbname}" RESET work_mem')
+    # A copy an earlier restore kept takes room on the same server: the restore names it.
+    earlier = f"{dbname}__pre_restore_20250101T020000Z"
+    pg.psql(f'CREATE DATABASE "{earlier}"')
 
     restore = run_script("restore.sh", env)
     assert restore.returncode == 0, restore.stderr
+    assert f"WARNING: earlier restores kept {earlier} (" in restore.stderr
+    assert "drop those you no longer need" in restore.stderr
     result = summary(restore)
     assert (
         result["status"] == "restored" and result["kept"] == f"{dbname}__pre_restore_{info['id']}"
