@@ -30,8 +30,10 @@ from infra.validate import (
     check_cron,
     check_dns_label,
     check_image,
+    check_labels,
     check_quantity,
     check_time_zone,
+    quantity_value,
 )
 
 __all__ = [
@@ -54,14 +56,10 @@ SECRET_PLACEHOLDER = "[secret: {key}, not decrypted offline]"  # noqa: S105 (a l
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CREDENTIAL_MODES = ("irsa", "accessKey")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
-STORAGE_CLASSES = (
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER_IR",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-)
+# Classes a restore can read at once. GLACIER and DEEP_ARCHIVE objects must first be restored
+# (RestoreObject, hours), which no step does: a set moved there could not be fetched in a disaster.
+STORAGE_CLASSES = ("STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR")
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 # S3 refuses a transition to the infrequent-access classes before an object is 30 days old.
 MIN_TRANSITION_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
 # Top-level keys and their defaults (mirrored by Pulumi.yaml's `default:` entries).
@@ -75,6 +73,10 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
 }
 # An S3 key prefix: no leading or trailing slash, never empty (IAM grants are scoped by it).
 PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^[A-Za-z0-9]$"
+# `<name>__pre_restore_<backup id>` within PostgreSQL's 63 bytes (see _database).
+MAX_DATABASE_NAME_BYTES = 63 - len("__pre_restore_") - len("20261125t020000z-2")
+# Kubernetes leaves 11 characters of a Job's 63 to the CronJob's suffix.
+MAX_CRONJOB_NAME = 52
 # A stack name as Pulumi spells it; the restore steps also make it a folder name (fetch.sh and
 # restore.sh refuse any other).
 STACK_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
@@ -204,6 +206,10 @@ class AlertsConfig:
     enabled: bool
     no_backup_hours: int
     pvc_usage_percent: int
+    # Labels Prometheus selects rules by (its ruleSelector; kube-prometheus-stack's default wants
+    # `release: <its release>`): without them the rule is declared but never loaded.
+    rule_labels: tuple[tuple[str, str], ...]
+    webhook_secret: SecretRef | None  # a Secret key holding the webhook URL; None: no routing
 
 
 @dataclass(frozen=True)
@@ -253,11 +259,21 @@ def _resources(r: Reader, key: str, default: Resources) -> Resources:
     req.allow("cpu", "memory")
     lim.allow("cpu", "memory")
     values = Resources(
-        requests_cpu=check_quantity(req, "cpu", default.requests_cpu),
-        requests_memory=check_quantity(req, "memory", default.requests_memory),
-        limits_cpu=check_quantity(lim, "cpu", default.limits_cpu),
-        limits_memory=check_quantity(lim, "memory", default.limits_memory),
+        requests_cpu=check_quantity(req, "cpu", default.requests_cpu, of="cpu"),
+        requests_memory=check_quantity(req, "memory", default.requests_memory, of="memory"),
+        limits_cpu=check_quantity(lim, "cpu", default.limits_cpu, of="cpu"),
+        limits_memory=check_quantity(lim, "memory", default.limits_memory, of="memory"),
     )
+    for kind, request, limit in (
+        ("cpu", values.requests_cpu, values.limits_cpu),
+        ("memory", values.requests_memory, values.limits_memory),
+    ):
+        if quantity_value(request) > quantity_value(limit):
+            sub.fail(
+                f"requests.{kind}",
+                f"{request} is above the limit {limit} (the API server refuses the pod)",
+                f"lower requests.{kind} or raise limits.{kind}",
+            )
     return values
 
 
@@ -293,7 +309,17 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
         "importPvc",
         "suspend",
     )
+    # A restore keeps the live database as `<name>__pre_restore_<backup id>` (the id takes up to
+    # 18 bytes, e.g. 20261125t020000z-2): that must fit PostgreSQL's 63 bytes, or the restore the
+    # night it is needed would be refused.
     name = r.string("name", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", example="vocab_app_staging")
+    if len(name.encode()) > MAX_DATABASE_NAME_BYTES:
+        r.fail(
+            "name",
+            f"{name!r} is longer than {MAX_DATABASE_NAME_BYTES} bytes: a restore could not keep "
+            f"it as {name}__pre_restore_<backup id> within PostgreSQL's 63",
+            "rename the database (ALTER DATABASE .. RENAME TO) to a shorter name",
+        )
     key = r.string("key", default=name.replace("_", "-").lower())
     check_dns_label(r, "key", key, max_len=20)
     if key in seen:
@@ -305,6 +331,14 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
     ttl = r.number("ttlSecondsAfterFinished", default=8 * 86400, minimum=3600)
     retention = r.number("retentionDays", default=30, minimum=1)
     base = names.backup_base(release, key if index > 0 else None)
+    for cronjob in (names.cronjob(base), names.drill_cronjob(base)):
+        if len(cronjob) > MAX_CRONJOB_NAME:
+            r.fail(
+                "key" if index > 0 else "name",
+                f"the CronJob name {cronjob!r} would be {len(cronjob)} characters; Kubernetes "
+                f"allows {MAX_CRONJOB_NAME}",
+                "shorten pgbackup:release" + (" or this database's key" if index > 0 else ""),
+            )
     return DatabaseConfig(
         index=index,
         key=key,
@@ -313,7 +347,7 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
         time_zone=check_time_zone(r, "timeZone", "Etc/UTC"),
         retention_days=retention,
         keep_min=r.number("keepMin", default=7, minimum=1),
-        storage_size=check_quantity(r, "storageSize", "30Gi"),
+        storage_size=check_quantity(r, "storageSize", "30Gi", of="storage"),
         storage_class=r.opt_string("storageClass"),
         compression=check_compression(r, "compression", "auto"),
         dump_jobs=r.opt_number("dumpJobs", minimum=1, maximum=64),
@@ -408,6 +442,13 @@ def _offsite(r: Reader, release: str) -> OffsiteConfig:
     if r.raw.get("transition") not in (None, {}):
         t = r.obj("transition", None)
         t.allow("days", "storageClass")
+        if t.raw.get("storageClass") in ARCHIVE_CLASSES:
+            t.fail(
+                "storageClass",
+                f"{t.raw['storageClass']} objects cannot be read without a restore request "
+                "that takes hours, so a disaster recovery could not fetch them",
+                "use GLACIER_IR (instant retrieval) or STANDARD_IA",
+            )
         storage_class = t.choice("storageClass", STORAGE_CLASSES)
         days = t.number("days", minimum=MIN_TRANSITION_DAYS.get(storage_class, 1))
         if days >= retention:
@@ -459,6 +500,17 @@ def _cross_stack(r: Reader) -> CrossStackRead:
     )
 
 
+def _alerts(r: Reader) -> AlertsConfig:
+    r.allow("enabled", "noBackupHours", "pvcUsagePercent", "ruleLabels", "webhookSecret")
+    return AlertsConfig(
+        enabled=r.flag("enabled", default=False),
+        no_backup_hours=r.number("noBackupHours", default=26, minimum=1),
+        pvc_usage_percent=r.number("pvcUsagePercent", default=80, minimum=1, maximum=100),
+        rule_labels=check_labels(r, "ruleLabels"),
+        webhook_secret=_secret_ref(r, "webhookSecret", required=False),
+    )
+
+
 def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> StackConfig:
     """Validate the `pgbackup:` keys (without prefix) of one stack; raise ConfigError at the first
     problem, naming the key."""
@@ -485,8 +537,6 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> 
         check_dns_label(top, f"appDeployments[{i}]", app, 253)
     drill = top.obj("drill", {})
     drill.allow("enabled", "schedule", "timeZone")
-    alerts = top.obj("alerts", {})
-    alerts.allow("enabled", "noBackupHours", "pvcUsagePercent", "webhookSecret")
     return StackConfig(
         stack=stack,
         region=region,
@@ -505,11 +555,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> 
             schedule=check_cron(drill, "schedule", "0 4 1 * *"),
             time_zone=check_time_zone(drill, "timeZone", "Etc/UTC"),
         ),
-        alerts=AlertsConfig(
-            enabled=alerts.flag("enabled", default=False),
-            no_backup_hours=alerts.number("noBackupHours", default=26, minimum=1),
-            pvc_usage_percent=alerts.number("pvcUsagePercent", default=80, minimum=1, maximum=100),
-        ),
+        alerts=_alerts(top.obj("alerts", {})),
         kube_context=top.opt_string("kubeContext"),
         kubeconfig=values.get("kubeconfig"),
         backup_service_account=names.backup_service_account(release),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, NoReturn
 
 from jobs.errors import ExitCode, PgBackupError
@@ -169,7 +170,8 @@ _CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
         12,
         {m: i + 1 for i, m in enumerate(_MONTHS)},
     ),
-    ("day of week", 0, 7, {d: i for i, d in enumerate(_WEEKDAYS)}),
+    # Kubernetes' cron parser takes 0-6 only (7 for Sunday is refused by the API server).
+    ("day of week", 0, 6, {d: i for i, d in enumerate(_WEEKDAYS)}),
 )
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
@@ -201,6 +203,12 @@ def check_cron(r: Reader, key: str, default: str) -> str:
     if "TZ=" in value:
         r.fail(key, f"{value!r} embeds a time zone", "drop TZ= and set timeZone instead")
     if value.strip().lower() in _CRON_MACROS:
+        if value not in _CRON_MACROS:
+            r.fail(
+                key,
+                f"{value!r}: Kubernetes takes macros in lower case only",
+                f"write {value.strip().lower()!r}",
+            )
         return value
     fields = value.split()
     if len(fields) != 5:
@@ -222,14 +230,33 @@ def check_time_zone(r: Reader, key: str, default: str) -> str:
     return value
 
 
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_UNITS = {
+    "m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10**3), "M": Decimal(10**6),
+    "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}  # fmt: skip
 
 
-def check_quantity(r: Reader, key: str, default: str) -> str:
+def quantity_value(text: str) -> Decimal:
+    """A quantity check_quantity accepted, as a number (cores or bytes)."""
+    match = _QUANTITY.fullmatch(text)
+    assert match is not None, text
+    return Decimal(match[1]) * _UNITS[match[3] or ""]
+
+
+def check_quantity(r: Reader, key: str, default: str, *, of: str = "") -> str:
+    """A Kubernetes quantity above zero; `of="memory"` or `"storage"` also refuses millibytes."""
     value = r.raw.get(key, default)
     text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    example = "250m or 2" if of == "cpu" else "30Gi or 512Mi"
     if not isinstance(text, str) or not _QUANTITY.fullmatch(text):
-        r.fail(key, f"{value!r} is not a Kubernetes quantity", "write e.g. 30Gi, 512Mi or 250m")
+        r.fail(key, f"{value!r} is not a Kubernetes quantity", f"write e.g. {example}")
+    if of in ("memory", "storage") and text.endswith("m"):
+        r.fail(key, f"{text!r} is in thousandths of a byte", f"write e.g. {example} (Mi, not m)")
+    if quantity_value(text) <= 0:
+        r.fail(key, f"{text!r} is not above zero", f"write e.g. {example}")
     return text
 
 
@@ -288,6 +315,29 @@ def check_image(r: Reader, key: str, repository: str) -> str:
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{LABEL_NAME}"
+
+
+def check_labels(r: Reader, key: str) -> tuple[tuple[str, str], ...]:
+    """A mapping of Kubernetes labels (key: value), as the API server would accept them."""
+    labels = r.raw.get(key) or {}
+    if not isinstance(labels, Mapping):
+        r.fail(
+            key, f"is {_kind(labels)}, not a mapping", "write e.g. {release: kube-prometheus-stack}"
+        )
+    for name, value in labels.items():
+        if not isinstance(name, str) or not re.fullmatch(LABEL_KEY, name):
+            r.fail(key, f"{name!r} is not a label key", "use e.g. release or example.com/team")
+        if not isinstance(value, str) or not re.fullmatch(f"({LABEL_NAME})?", value):
+            r.fail(
+                f"{key}.{name}",
+                f"{value!r} is not a label value",
+                "quote a string of up to 63 letters, digits, '-', '_' or '.'",
+            )
+    return tuple(sorted(labels.items()))
 
 
 def check_dns_label(r: Reader, key: str, value: str, max_len: int) -> str:

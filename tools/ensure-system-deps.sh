@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and the demo use, when they are missing and we may:
-# PostgreSQL server binaries (tests run a real server), shellcheck (the in-container scripts), zstd.
+# PostgreSQL server binaries (tests run a real server), shellcheck (the in-container scripts), zstd,
+# promtool (the alert rules).
 # Without root or apt, it says what is missing; the PostgreSQL binaries can then come from the
 # `pgserver` wheel instead (PostgreSQL 16, gzip only).
 set -euo pipefail
@@ -13,6 +14,8 @@ command -v zstd >/dev/null || missing+=(zstd)
 # pigz only for the benchmark's "Zalando style" row.
 command -v pigz >/dev/null || missing+=(pigz)
 command -v flock >/dev/null || missing+=(util-linux)
+# promtool evaluates the alert rules in the tests (Prometheus' own rule engine).
+command -v promtool >/dev/null || missing+=(prometheus)
 
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -58,16 +58,32 @@ def _jobs_of(cronjob: str) -> str:
     return cronjob.replace(".", "\\\\.") + "-(manual-)?[0-9]+"
 
 
+def _failed_since_last_success(jobs: str) -> str:
+    """Whether the newest failed run of these Jobs started after the last one that succeeded. A
+    failed Job is kept (and counted by kube-state-metrics) until its TTL; a later success must
+    resolve the alert, or it fires for days after the cause is gone and gets silenced."""
+    failed_started = (
+        f"kube_job_created{{{jobs}}} and on(namespace, job_name) "
+        f"(kube_job_status_failed{{{jobs}}} > 0)"
+    )
+    return (
+        f"max({failed_started}) > "
+        f"(max(kube_job_status_completion_time{{{jobs}}}) or on() vector(0))"
+    )
+
+
 def rules(args: AlertsArgs) -> list[dict[str, Any]]:
     """The alerting rules (plain data: also what tests and the policy pack read)."""
     ns = args.namespace
     backup_jobs = f'namespace="{ns}", job_name=~"{_jobs_of(args.backup_cronjob_name)}"'
     hours = args.no_backup_hours * 3600
+    volume = f'namespace="{ns}", persistentvolumeclaim="{args.pvc_name}"'
+    window = f"{args.no_backup_hours}h"
     labels = {"severity": "critical", "database": args.database, "pgbackup": "true"}
     result: list[dict[str, Any]] = [
         {
             "alert": "PostgresBackupJobFailed",
-            "expr": f"max(kube_job_status_failed{{{backup_jobs}}}) > 0",
+            "expr": _failed_since_last_success(backup_jobs),
             "labels": {**labels, "severity": "warning"},
             "annotations": {
                 "summary": f"A backup Job of {args.database} failed",
@@ -98,13 +114,14 @@ def rules(args: AlertsArgs) -> list[dict[str, Any]]:
         },
         {
             "alert": "PostgresBackupVolumeFilling",
+            # The kubelet reports a volume only while a pod mounts it, i.e. while a backup (or
+            # another step) runs: the peak of the last backup window, not the current value. The
+            # peak is the right measure too: it is reached before retention frees the oldest set.
             "expr": (
-                f'100 * kubelet_volume_stats_used_bytes{{namespace="{ns}", '
-                f'persistentvolumeclaim="{args.pvc_name}"}} / '
-                f'kubelet_volume_stats_capacity_bytes{{namespace="{ns}", '
-                f'persistentvolumeclaim="{args.pvc_name}"}} > {args.pvc_usage_percent}'
+                f"100 * max(max_over_time(kubelet_volume_stats_used_bytes{{{volume}}}[{window}]))"
+                f" / max(max_over_time(kubelet_volume_stats_capacity_bytes{{{volume}}}[{window}]))"
+                f" > {args.pvc_usage_percent}"
             ),
-            "for": "15m",
             "labels": {**labels, "severity": "warning"},
             "annotations": {
                 "summary": (
@@ -122,7 +139,7 @@ def rules(args: AlertsArgs) -> list[dict[str, Any]]:
         result.append(
             {
                 "alert": "PostgresRestoreDrillFailed",
-                "expr": f"max(kube_job_status_failed{{{drill_jobs}}}) > 0",
+                "expr": _failed_since_last_success(drill_jobs),
                 "labels": labels,
                 "annotations": {
                     "summary": f"The restore drill of {args.database} failed",

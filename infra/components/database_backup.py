@@ -26,6 +26,9 @@ class DatabaseBackupArgs:
     database: DatabaseConfig
     scripts: Mapping[str, str]
     service_account_name: pulumi.Input[str]
+    # The drill's pod: the restore ServiceAccount (the bucket's reader), never the writer's
+    # identity: it only reads the volume (and, with --from offsite, the bucket).
+    drill_service_account_name: pulumi.Input[str]
     offsite: OffsiteTarget
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -121,7 +124,7 @@ class DatabaseBackup(pulumi.ComponentResource):
                     postgres_image=stack.postgres_image,
                     pvc_name=volume.pvc_name,
                     configmap_name=scripts.configmap_name,
-                    service_account_name=args.service_account_name,
+                    service_account_name=args.drill_service_account_name,
                     resources=db.resources,
                     schedule=stack.drill.schedule,
                     time_zone=stack.drill.time_zone,
@@ -141,7 +144,8 @@ class DatabaseBackup(pulumi.ComponentResource):
                     drill_cronjob_name=db.drill_cronjob_name if stack.drill.enabled else None,
                     no_backup_hours=stack.alerts.no_backup_hours,
                     pvc_usage_percent=stack.alerts.pvc_usage_percent,
-                    rule_labels=dict(labels),
+                    rule_labels={**labels, **dict(stack.alerts.rule_labels)},
+                    webhook_secret=stack.alerts.webhook_secret,
                 ),
                 opts=child,
             )

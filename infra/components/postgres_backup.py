@@ -134,6 +134,7 @@ class PostgresBackup(pulumi.ComponentResource):
                     database=db,
                     scripts=args.scripts,
                     service_account_name=access.backup_service_account,
+                    drill_service_account_name=access.restore_service_account,
                     offsite=target,
                     labels=labels,
                 ),

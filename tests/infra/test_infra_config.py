@@ -120,6 +120,20 @@ BAD_VALUES = [
     ("namespace", "Vocab App", "pgbackup:namespace"),
     ("appDeployments", ["vocab_app_api"], "pgbackup:appDeployments[0]"),
     ("drill.schedule", "monthly", "pgbackup:drill.schedule"),
+    # What the API server or a restore would refuse later, refused here with the key.
+    ("databases[0].schedule", "0 2 * * 7", "pgbackup:databases[0].schedule"),
+    ("databases[0].schedule", "@DAILY", "pgbackup:databases[0].schedule"),
+    ("databases[0].storageSize", "0", "pgbackup:databases[0].storageSize"),
+    ("databases[0].storageSize", "30000m", "pgbackup:databases[0].storageSize"),
+    ("databases[0].resources", {"limits": {"memory": "512m"}}, "limits.memory"),
+    ("databases[0].resources", {"requests": {"cpu": "4"}}, "requests.cpu"),
+    ("databases[0].resources", {"requests": {"memory": "2Gi"}}, "requests.memory"),
+    ("databases[0].name", "a" * 32, "pgbackup:databases[0].name"),
+    ("release", "a" * 30, "pgbackup:databases[0].name"),
+    ("offsite.transition", {"days": 30, "storageClass": "DEEP_ARCHIVE"}, "storageClass"),
+    ("alerts.ruleLabels", {"release": "kube prometheus"}, "pgbackup:alerts.ruleLabels.release"),
+    ("alerts.ruleLabels", ["release"], "pgbackup:alerts.ruleLabels"),
+    ("alerts.webhookSecret", {"name": "hooks"}, "pgbackup:alerts.webhookSecret.key"),
 ]
 
 
@@ -136,3 +150,23 @@ def test_bad_config_fails_the_program_run_too() -> None:
     """What `pulumi preview` and `pgbackup render` see: the same one-line refusal."""
     with pytest.raises(ConfigError, match=r"pgbackup:databases\[0\]\.schedule"):
         run_program("production", {"databases[0].schedule": "61 2 * * *"})
+
+
+def test_alert_rule_labels_and_webhook_come_from_the_stack_file() -> None:
+    run = run_program(
+        "production",
+        {
+            "alerts.ruleLabels": {"release": "kube-prometheus-stack"},
+            "alerts.webhookSecret": {"name": "pgbackup-alert-webhook", "key": "url"},
+        },
+    )
+    (rule,) = [r for r in run.resources if r.inputs.get("kind") == "PrometheusRule"]
+    assert rule.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (routing,) = [r for r in run.resources if r.inputs.get("kind") == "AlertmanagerConfig"]
+    (receiver,) = routing.inputs["spec"]["receivers"]
+    assert receiver["webhookConfigs"][0]["urlSecret"] == {
+        "name": "pgbackup-alert-webhook",
+        "key": "url",
+    }
+    without = run_program("production", {"alerts.webhookSecret": None})
+    assert not [r for r in without.resources if r.inputs.get("kind") == "AlertmanagerConfig"]

@@ -196,6 +196,13 @@ def test_service_accounts_carry_irsa_and_no_token(runs: dict[str, ProgramRun]) -
         assert by_name[name]["automountServiceAccountToken"] is False
         arn = by_name[name]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
         assert arn.endswith(f"postgres-backups-{role}")
+    # The drill only reads: it never runs with the writer's identity.
+    (drill,) = [
+        c
+        for c in only(runs["production"].resources, CRONJOB)
+        if "drill" in c.inputs["metadata"]["name"]
+    ]
+    assert pod_spec(drill)["serviceAccountName"] == "vocab-app-postgres-restore"
 
 
 def _policy(resource: Any, key: str = "policy") -> dict[str, Any]:
