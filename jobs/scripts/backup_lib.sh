@@ -137,11 +137,13 @@ write_checksums() {
   local dir="$1" known="$PRIVATE_TMP/zstd"
   (
     cd "$dir" || exit 1
+    shopt -s nullglob # a database without tables has no data files, so no streamed sums
+    streamed=("$known"/*.sum)
     files=(globals.sql)
     for path in dump/*; do
       [[ "$path" == *.dat.zst && -f "$known/$(basename -- "$path" .zst).sum" ]] || files+=("$path")
     done
-    { sha256_files "${files[@]}" && if [[ -d "$known" ]]; then cat -- "$known"/*.sum; fi; } |
+    { sha256_files "${files[@]}" && if ((${#streamed[@]} > 0)); then cat -- "${streamed[@]}"; fi; } |
       LC_ALL=C sort -k 2 >SHA256SUMS.tmp
   ) 2>"$PRIVATE_TMP/sums.err" || die_write_failed "write $dir/SHA256SUMS"
   mv -- "$dir/SHA256SUMS.tmp" "$dir/SHA256SUMS"

@@ -67,3 +67,45 @@ check_sums() {
   done
   return "$bad"
 }
+
+# check_manifest_files DIR: the manifest's file list agrees with SHA256SUMS and the disk: the same
+# files (a data file missing from both SHA256SUMS and the folder is caught here, not by
+# check_sums), the same sums, each file the size the manifest says, and SHA256SUMS itself the sum
+# the manifest records. Parses the manifest as backup.sh writes it, whatever its line layout or
+# key order. Prints what is wrong on stdout and returns 1.
+check_manifest_files() {
+  local dir="$1" manifest="$1/manifest.json" flat entry path size sha sum n=0 listed=0 nl=$'\n'
+  local -A sums=()
+  while read -r sum path; do
+    [[ -n "$sum" ]] || continue
+    sums["${path#\*}"]="$sum"
+    listed=$((listed + 1))
+  done <"$dir/SHA256SUMS"
+  flat="$(tr '\n' ' ' <"$manifest" | sed 's/"files"[[:space:]]*:[[:space:]]*\[/\n/' | sed -n '2p')"
+  flat="${flat%%]*}"
+  while IFS= read -r entry; do
+    [[ "$entry" =~ \"path\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]] || continue
+    path="${BASH_REMATCH[1]}"
+    size="" sha=""
+    if [[ "$entry" =~ \"size\"[[:space:]]*:[[:space:]]*([0-9]+) ]]; then size="${BASH_REMATCH[1]}"; fi
+    if [[ "$entry" =~ \"sha256\"[[:space:]]*:[[:space:]]*\"([0-9a-f]{64})\" ]]; then
+      sha="${BASH_REMATCH[1]}"
+    fi
+    if [[ ! -f "$dir/$path" || "$(stat -c %s -- "$dir/$path")" != "$size" ]]; then
+      printf '%s is missing or not the %s bytes the manifest says\n' "$path" "$size"
+      return 1
+    fi
+    if [[ "$path" == "SHA256SUMS" ]]; then
+      [[ "$(sha256_stream <"$dir/SHA256SUMS")" == "$sha" ]] ||
+        { printf 'SHA256SUMS differs from the checksum in the manifest\n'; return 1; }
+      continue
+    fi
+    [[ "${sums[$path]:-}" == "$sha" ]] ||
+      { printf '%s has a different checksum in the manifest and in SHA256SUMS\n' "$path"; return 1; }
+    n=$((n + 1))
+  done < <(printf '%s\n' "${flat//\}/$nl}")
+  if ((n == 0 || n != listed)); then
+    printf 'the manifest lists %d file(s) and SHA256SUMS %d: they must agree\n' "$n" "$listed"
+    return 1
+  fi
+}

@@ -23,6 +23,9 @@ BACKUP_DIR="${BACKUP_DIR:-/backups}"
 LOG_FILE="${LOG_FILE:-}"
 # Set by a script (e.g. "backup") so that `die` also prints a failed JSON summary on stdout.
 SUMMARY_EVENT="${SUMMARY_EVENT:-}"
+# The script's stdout, kept: a failure inside a call whose output is redirected (`pg_query ..
+# >/dev/null`) must still print its summary where the operator CLI reads it.
+exec {SUMMARY_FD}>&1
 
 # -- logging -------------------------------------------------------------------------------------
 utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
@@ -63,7 +66,7 @@ failed_summary() {
   fi
   [[ -n "$message" ]] || message="the step stopped unexpectedly (exit $code) — see the log lines above"
   printf '{"event":"%s","status":"failed","exit_code":%d,"error":"%s"}\n' \
-    "$(json_escape "$SUMMARY_EVENT")" "$code" "$(json_escape "$message")" 2>/dev/null || true
+    "$(json_escape "$SUMMARY_EVENT")" "$code" "$(json_escape "$message")" 1>&"$SUMMARY_FD" 2>/dev/null || true
 }
 
 # -- JSON ----------------------------------------------------------------------------------------

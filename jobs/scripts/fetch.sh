@@ -88,8 +88,7 @@ resolve_id() {
 # a verified manifest for this database and id, a manifest file list that agrees with SHA256SUMS
 # and with the files' sizes, and every checksum right.
 check_set() {
-  local dir="$1" id="$2" manifest="$1/manifest.json" flat entry path size sha n=0 listed=0 nl=$'\n'
-  local -A sums=()
+  local dir="$1" id="$2" manifest="$1/manifest.json"
   if [[ ! -f "$manifest" ]]; then
     log "fetch: $dir has no manifest.json"
     return 1
@@ -107,43 +106,8 @@ check_set() {
     log "fetch: $dir has no SHA256SUMS"
     return 1
   fi
-  while read -r sha path; do
-    [[ -n "$sha" ]] || continue
-    sums["${path#\*}"]="$sha"
-    listed=$((listed + 1))
-  done <"$dir/SHA256SUMS"
-
-  # The manifest's "files" list, whatever its line layout or key order: flatten, cut out the
-  # array, one entry per line.
-  flat="$(tr '\n' ' ' <"$manifest" | sed 's/"files"[[:space:]]*:[[:space:]]*\[/\n/' | sed -n '2p')"
-  flat="${flat%%]*}"
-  while IFS= read -r entry; do
-    [[ "$entry" =~ \"path\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]] || continue
-    path="${BASH_REMATCH[1]}"
-    size="" sha=""
-    if [[ "$entry" =~ \"size\"[[:space:]]*:[[:space:]]*([0-9]+) ]]; then size="${BASH_REMATCH[1]}"; fi
-    if [[ "$entry" =~ \"sha256\"[[:space:]]*:[[:space:]]*\"([0-9a-f]{64})\" ]]; then
-      sha="${BASH_REMATCH[1]}"
-    fi
-    if [[ ! -f "$dir/$path" || "$(stat -c %s -- "$dir/$path")" != "$size" ]]; then
-      log "fetch: $path is missing or not the $size bytes the manifest says"
-      return 1
-    fi
-    if [[ "$path" == "SHA256SUMS" ]]; then
-      [[ "$(sha256_stream <"$dir/SHA256SUMS")" == "$sha" ]] || {
-        log "fetch: SHA256SUMS differs from the checksum in the manifest"
-        return 1
-      }
-      continue
-    fi
-    if [[ "${sums[$path]:-}" != "$sha" ]]; then
-      log "fetch: $path has a different checksum in the manifest and in SHA256SUMS"
-      return 1
-    fi
-    n=$((n + 1))
-  done < <(printf '%s\n' "${flat//\}/$nl}")
-  if ((n == 0 || n != listed)); then
-    log "fetch: the manifest lists $n file(s) and SHA256SUMS $listed: they must agree"
+  if ! check_manifest_files "$dir" >"$PRIVATE_TMP/files.out"; then
+    log "fetch: $(head -n 1 "$PRIVATE_TMP/files.out")"
     return 1
   fi
   if ! check_sums "$dir" >"$PRIVATE_TMP/sha.out" 2>&1; then

@@ -6,7 +6,13 @@
 
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 # psql output is read by these scripts as UTF-8 (JSON); pg_dump keeps the database encoding.
-PSQL=(env PGCLIENTENCODING=UTF8 psql -X -A -t -q -w -v ON_ERROR_STOP=1)
+# Timeouts a server or role may set for the app are lifted in these sessions, as pg_dump and
+# pg_restore lift them in theirs: the session holding the dump's snapshot sits idle in its
+# transaction for the whole dump, and a count of a large table may run for minutes. (PostgreSQL
+# 17's transaction_timeout is not named: an older server refuses an unknown setting.)
+PSQL=(env PGCLIENTENCODING=UTF8
+  "PGOPTIONS=${PGOPTIONS:-} -c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
+  psql -X -A -t -q -w -v ON_ERROR_STOP=1)
 
 # conninfo_db NAME: a connection string naming database NAME (safe for names with '=' or quotes).
 conninfo_db() {

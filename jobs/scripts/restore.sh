@@ -27,7 +27,6 @@ BACKUP_ID="${BACKUP_ID:-latest}"
 RESTORE_STEP="${RESTORE_STEP:-all}"
 TARGET_DATABASE="${TARGET_DATABASE:-}"
 DUMP_JOBS="${DUMP_JOBS:-${CPU_LIMIT:-2}}"
-MAINTENANCE_DB="${MAINTENANCE_DB:-postgres}"
 require_positive_int DUMP_JOBS "$DUMP_JOBS"
 case "$RESTORE_STEP" in
   prepare | swap | all) ;;
@@ -41,6 +40,12 @@ if [[ -n "$TARGET_DATABASE" ]]; then
   [[ "$TARGET_DATABASE" != "$DB" ]] || die "$EX_USAGE" "TARGET_DATABASE is the live database $DB" \
     "name a new database, or unset TARGET_DATABASE to restore $DB by side database and swap"
 fi
+# The session that renames the live database must be in another one.
+[[ -n "${MAINTENANCE_DB:-}" || "$DB" != postgres ]] || MAINTENANCE_DB=template1
+MAINTENANCE_DB="${MAINTENANCE_DB:-postgres}"
+[[ "$MAINTENANCE_DB" != "$DB" || -n "$TARGET_DATABASE" ]] || die "$EX_USAGE" \
+  "MAINTENANCE_DB is $DB, the database to restore" \
+  "set MAINTENANCE_DB to another database of the server (e.g. postgres or template1)"
 require_tool pg_restore psql "$SHA256_TOOL" gzip flock
 
 STARTED_EPOCH="$(date -u +%s)"
@@ -61,8 +66,12 @@ if [[ "$RESTORE_STEP" != swap ]]; then
 fi
 SIDE_DB="${DB}__restore_${ID}"
 KEPT_DB="${DB}__pre_restore_${ID}"
-require_name_fits "$SIDE_DB"
-require_name_fits "$KEPT_DB"
+if [[ -n "$TARGET_DATABASE" ]]; then
+  require_name_fits "$TARGET_DATABASE"
+else
+  require_name_fits "$SIDE_DB"
+  require_name_fits "$KEPT_DB"
+fi
 RESTORE_INTO="${TARGET_DATABASE:-$SIDE_DB}"
 log "restore of $DB from $SOURCE_KIND $ID ($SOURCE_PATH), step $RESTORE_STEP, into $RESTORE_INTO"
 
@@ -81,7 +90,6 @@ STATUS=prepared
 DOWNTIME_SECONDS=0
 KEPT_NAME=""
 if [[ -n "$TARGET_DATABASE" ]]; then
-  apply_database_comment "$TARGET_DATABASE"
   STATUS=restored
 elif [[ "$RESTORE_STEP" != prepare ]]; then
   swap_into_place

@@ -78,7 +78,8 @@ verify_source() {
     "backup $ID is not marked verified in its manifest" "choose a verified set (BACKUP_ID=latest)"
   [[ -f "$SOURCE_PATH/SHA256SUMS" ]] || die "$EX_CORRUPT" "backup $ID has no SHA256SUMS" \
     "choose another set or fetch this one again from offsite"
-  if ! check_sums "$SOURCE_PATH" >"$PRIVATE_TMP/sums.out" 2>&1; then
+  if ! check_manifest_files "$SOURCE_PATH" >"$PRIVATE_TMP/sums.out" 2>&1 ||
+    ! check_sums "$SOURCE_PATH" >"$PRIVATE_TMP/sums.out" 2>&1; then
     die "$EX_CORRUPT" "backup $ID fails its checksums ($(head -n1 "$PRIVATE_TMP/sums.out"))" \
       "fetch this set again from offsite or choose another one; the live database was not touched"
   fi
@@ -189,11 +190,13 @@ prepare_database() {
     drop_database "$SIDE_DB" || die "$EX_STEP_FAILED" "could not drop the leftover $SIDE_DB" \
       "drop it by hand (DROP DATABASE \"$SIDE_DB\" WITH (FORCE)) and run again"
   fi
-  DROP_ON_FAILURE="$into"
   # shellcheck disable=SC2016  # expanded when the cleanup runs
   add_cleanup '[[ -z "${DROP_ON_FAILURE:-}" ]] || { drop_database "$DROP_ON_FAILURE"; log "dropped the unfinished $DROP_ON_FAILURE"; }'
   create_database_sql "$into" "$settings" >"$PRIVATE_TMP/create.sql"
   run_generated "CREATE DATABASE $into" "$PRIVATE_TMP/create.sql"
+  # Only once it is ours: had someone else created that name meanwhile, the CREATE fails, and
+  # their database must not be dropped by the cleanup.
+  DROP_ON_FAILURE="$into"
   log "created $into; loading the dump"
 
   if [[ "$SOURCE_KIND" == set ]]; then
@@ -206,8 +209,11 @@ prepare_database() {
 
   database_state_sql "$into" "$settings" >"$PRIVATE_TMP/state.sql"
   if [[ "$into" == "$SIDE_DB" ]]; then
+    # The mark swap looks for; the swap's transaction replaces it with the recorded comment.
     printf 'COMMENT ON DATABASE %s IS %s;\n' "$(sql_ident "$into")" "$(sql_literal "$PREPARED_MARK $ID")" \
       >>"$PRIVATE_TMP/state.sql"
+  else
+    database_comment_sql "$into" "$settings" >>"$PRIVATE_TMP/state.sql"
   fi
   run_generated "the database-level settings of $into" "$PRIVATE_TMP/state.sql" --single-transaction
   # shellcheck disable=SC2034  # read by the cleanup registered above
@@ -244,12 +250,6 @@ check_restored() {
   fi
 }
 
-# apply_database_comment NAME: the comment the source database had.
-apply_database_comment() {
-  database_comment_sql "$1" "$(settings_json)" >"$PRIVATE_TMP/comment.sql"
-  run_generated "the comment of database $1" "$PRIVATE_TMP/comment.sql" --single-transaction
-}
-
 # run_generated STEP FILE [PSQL_OPTION...]: FILE (from one of restore_sql.sh's generators: a
 # query, then \gexec running each statement it prints) in one session on MAINTENANCE_DB; dies
 # naming STEP when any of it fails.
@@ -266,18 +266,24 @@ run_generated() {
 swap_into_place() {
   local started
   started="$(date -u +%s)"
+  [[ "$LIVE_EXISTS" != t ]] || KEPT_NAME="$KEPT_DB"
+  # One transaction: the renames and the comment the source database had (the side database
+  # carries the prepared mark until then), so the swap is all done or not at all.
+  {
+    swap_sql "$DB" "$SIDE_DB" "${KEPT_NAME:-}" "$SERVER_VERSION_NUM"
+    database_comment_sql "$DB" "$(settings_json)"
+  } >"$PRIVATE_TMP/swap.sql"
   if [[ "$LIVE_EXISTS" == t ]]; then
-    pg_query "$MAINTENANCE_DB" "ALTER DATABASE $(sql_ident "$DB") WITH ALLOW_CONNECTIONS false" >/dev/null
+    # Armed before the ALTER: a SIGTERM the moment it commits must still let connections back
+    # in (allowing them where they were never refused does no harm).
     REALLOW_ON_FAILURE="$DB"
     # shellcheck disable=SC2016  # expanded when the cleanup runs
     add_cleanup '[[ -z "${REALLOW_ON_FAILURE:-}" ]] || "${PSQL[@]}" -d "$(conninfo_db "$MAINTENANCE_DB")" -c "ALTER DATABASE $(sql_ident "$REALLOW_ON_FAILURE") WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1'
-    KEPT_NAME="$KEPT_DB"
+    pg_query "$MAINTENANCE_DB" "ALTER DATABASE $(sql_ident "$DB") WITH ALLOW_CONNECTIONS false" >/dev/null
   fi
-  swap_sql "$DB" "$SIDE_DB" "${KEPT_NAME:-}" "$SERVER_VERSION_NUM" >"$PRIVATE_TMP/swap.sql"
   pg_script "$MAINTENANCE_DB" "$PRIVATE_TMP/swap.sql" >/dev/null
   # shellcheck disable=SC2034  # read by the cleanup registered above
   REALLOW_ON_FAILURE=""
   DOWNTIME_SECONDS=$(($(date -u +%s) - started))
-  apply_database_comment "$DB"
   log "swapped: $SIDE_DB is now $DB${KEPT_NAME:+, the previous one is kept as $KEPT_NAME} (${DOWNTIME_SECONDS}s without connections)"
 }
