@@ -159,7 +159,7 @@ class LocalBackend:
                 "set S3_BUCKET (or pgbackup:offsite.bucketName in the stack file)",
                 ExitCode.CONFIG,
             )
-        return OffsiteStore(bucket, prefix, self.settings.endpoint_url)
+        return OffsiteStore(bucket, prefix, self.settings.endpoint_url, self.settings.env)
 
     def _grant(self, source_stack: str) -> CrossStackGrant:
         if self.stack is None:

@@ -20,12 +20,25 @@ from typing import Any
 from jobs.backends.base import BackupSet, DownloadResult
 from jobs.errors import ExitCode, PgBackupError
 
+# The variables that choose AWS credentials and region, as the aws CLI and boto3 read them.
+AWS_CREDENTIAL_VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_PROFILE": "profile_name",
+    "AWS_DEFAULT_REGION": "region_name",
+    "AWS_REGION": "region_name",
+}
+
 
 @dataclass
 class OffsiteStore:
     bucket: str
     prefix: str
     endpoint_url: str = ""
+    # The environment the steps get (the local backend's): its AWS_* variables choose the
+    # credentials here too. None: boto3's own chain, from this process's environment.
+    env: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.prefix = self.prefix.strip("/")
@@ -36,7 +49,13 @@ class OffsiteStore:
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None)
+            chosen = {
+                argument: self.env[name]
+                for name, argument in AWS_CREDENTIAL_VARIABLES.items()
+                if self.env and self.env.get(name)
+            }
+            session = boto3.session.Session(**chosen)
+            self._client = session.client("s3", endpoint_url=self.endpoint_url or None)
         return self._client
 
     def _key(self, *parts: str) -> str:

@@ -2,7 +2,8 @@
 
 With the Pulumi Automation API: select the stack, point its Kubernetes provider at the new cluster
 (`pgbackup:kubeconfig`, a secret), `pulumi up`; hold the app at 0 replicas; wait until PostgreSQL
-accepts connections; fetch the newest verified offsite set with the read-only role; restore;
+accepts connections; fetch the newest verified offsite set from before the loss (`--since`) with
+the read-only role; restore;
 verify; give the app its replicas back; print the timeline with the RTO achieved (target 1 h) and
 the RPO (target 24 h), and the DNS step.
 
@@ -80,6 +81,21 @@ def _endpoints_probe(core: Any, namespace: str, service: str) -> Any:
     return ready
 
 
+def cluster_of(kubeconfig: Path, context: str | None) -> str:
+    """The API server the kubeconfig points at (its current context, or `context`): what a resume
+    must still be rebuilding. The path itself when the file cannot be read as a kubeconfig."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}
+        name = context or config.get("current-context")
+        (cluster,) = [c["context"]["cluster"] for c in config["contexts"] if c["name"] == name]
+        (server,) = [c["cluster"]["server"] for c in config["clusters"] if c["name"] == cluster]
+        return str(server)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        return str(kubeconfig)
+
+
 def build_rebuild(args: argparse.Namespace, engine: StackEngine | None = None) -> KubernetesRebuild:
     """The steps for this command line; nothing is contacted until a step runs."""
     from infra.config import load_stack_config
@@ -141,13 +157,17 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
             ExitCode.USAGE,
         )
     incident = since.timestamp() if since else time.time()
+    target = f"{rebuild.database} on {cluster_of(rebuild.kubeconfig, args.context)}"
     if args.fresh and state_file.exists() and not args.dry_run:
         state_file.unlink()
     state = (
-        RebuildState(path=state_file, stack=args.stack, incident_at=incident)
+        RebuildState(path=state_file, stack=args.stack, incident_at=incident, target=target)
         if args.fresh
-        else RebuildState.load_or_new(state_file, args.stack, incident)
+        else RebuildState.load_or_new(state_file, args.stack, incident, target)
     )
+    if since and since.timestamp() < state.incident_at:
+        # The loss happened before this rebuild's first run: the RTO counts from the loss.
+        state.incident_at = since.timestamp()
     steps = rebuild.steps()
     if args.dry_run:
         print_plan(steps, state)
@@ -156,6 +176,8 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         info(f"resuming the rebuild of {args.stack} from {state_file}")
     else:
         info(f"rebuilding stack {args.stack}; progress is kept in {state_file}")
+    # Saved before the first step, so the RTO clock keeps this start even if that step fails.
+    state.save()
     run_steps(steps, state)
     dns = (
         f"point {args.dns_name} at the new cluster's ingress address "

@@ -1,13 +1,41 @@
-"""After a restore: does the database hold what the set's manifest says it held?"""
+"""Which set a rebuild restores, and after the restore: does the database hold what the set's
+manifest says it held?"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jobs.backends.base import BackupSet
 from jobs.errors import ExitCode, PgBackupError
+from jobs.ui import parse_time
+
+
+def newest_before(sets: list[BackupSet], database: str, incident_at: float) -> BackupSet:
+    """The newest verified set of `database` that finished before the incident. A set finished
+    after it was taken after the loss (by the new cluster's own CronJob, against a fresh server,
+    while the rebuild ran): restoring it would bring back an empty or half-migrated database and
+    report a negative RPO as met."""
+    before = [
+        s
+        for s in sets
+        if s.database == database
+        and s.verified
+        and (finished := parse_time(s.finished_at or s.id)) is not None
+        and finished.timestamp() <= incident_at
+    ]
+    if not before:
+        when = datetime.fromtimestamp(incident_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise PgBackupError(
+            f"no verified offsite set of {database} finished before the incident ({when})",
+            "list them (pgbackup list --from offsite); if the loss happened later than that, "
+            "re-run with --fresh --since <when it happened>",
+            ExitCode.NOT_FOUND,
+        )
+    return max(before, key=lambda s: s.id)
 
 
 def read_manifest(set_dir: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.backends.base import Backend
+from jobs.dr.checks import newest_before
 from jobs.dr.flow import Step
 from jobs.dr.pulumi_stack import KUBECONFIG_KEY, StackEngine
 from jobs.dr.state import RebuildState
@@ -87,16 +88,26 @@ class KubernetesRebuild:
     def hold_app(self, state: RebuildState) -> str:
         backend = self.backend()
         try:
-            replicas = backend.app_replicas()
+            found = backend.app_replicas()
         except PgBackupError as error:
             if error.code != ExitCode.NOT_FOUND:
                 raise
             # The app's chart is not deployed in the new cluster yet: nothing can write.
-            replicas = {}
+            found = {}
+        # Recorded before scaling, and a count recorded by an earlier try of this step is kept:
+        # that try may have scaled some Deployments to 0 before it failed.
+        replicas = dict(state.facts.get("app_replicas") or {})
+        for name, count in found.items():
+            if count or name not in replicas:
+                replicas[name] = count
         state.facts["app_replicas"] = replicas
-        backend.scale_app({name: 0 for name in replicas})
+        state.save()
+        backend.scale_app({name: 0 for name in found})
         if not replicas:
-            return "no app Deployment in the namespace yet (deploy the app after the restore)"
+            return (
+                "no app Deployment in the namespace yet: install the app only once the rebuild "
+                "is done (or before it, so that it is held here)"
+            )
         return "app held at 0 replicas: " + ", ".join(f"{n} (was {r})" for n, r in replicas.items())
 
     def wait_ready(self, state: RebuildState) -> str:
@@ -106,7 +117,9 @@ class KubernetesRebuild:
                 raise PgBackupError(
                     f"PostgreSQL ({self.postgres_label}) did not accept connections within "
                     f"{READY_TIMEOUT_SECONDS // 60} min",
-                    "check the database pods (kubectl get pods, describe) and re-run dr-rebuild",
+                    "install the app's chart with its database in the new cluster if it is not "
+                    "there (the guide's `helm install`; dr-rebuild declares only the backup "
+                    "side), check its pods (kubectl get pods, describe), then re-run dr-rebuild",
                     ExitCode.UNREACHABLE,
                 )
             self.sleep(5)
@@ -114,35 +127,48 @@ class KubernetesRebuild:
 
     def fetch(self, state: RebuildState) -> str:
         backend = self.backend()
-        backup_id = backend.fetch(self.database, "latest")
-        finished = ""
-        for candidate in backend.list_sets(self.database, "offsite"):
-            if candidate.id == backup_id:
-                finished = candidate.finished_at
+        chosen = newest_before(
+            backend.list_sets(self.database, "offsite"), self.database, state.incident_at
+        )
+        backup_id = backend.fetch(self.database, chosen.id)
         state.facts["backup_id"] = backup_id
-        state.facts["set_finished_at"] = finished
-        return f"newest verified offsite set {backup_id} fetched onto the volume (reader role)"
+        state.facts["set_finished_at"] = chosen.finished_at
+        return (
+            f"set {backup_id} (the newest verified offsite one from before the loss) fetched "
+            "onto the volume (reader role)"
+        )
 
     def restore(self, state: RebuildState) -> str:
         backup_id = str(state.facts["backup_id"])
         backend = self.backend()
         prepared = backend.restore_prepare(self.database, backup_id)
         result = backend.restore_swap(prepared)
-        state.facts["restore"] = {k: v for k, v in result.summary.items() if k != "_logs"}
+        # The checks against the manifest ran in the prepare step (tables, exact row counts);
+        # the swap only renamed.
+        state.facts["restore"] = {
+            "status": result.summary.get("status"),
+            "tables": prepared.summary.get("tables"),
+            "row_counts": prepared.summary.get("row_counts"),
+        }
         return f"set {backup_id} restored into {self.database}"
 
     def verify(self, state: RebuildState) -> str:
         backup_id = str(state.facts["backup_id"])
         checked = self.backend().verify(self.database, backup_id, "volume")
         restore: dict[str, Any] = state.facts.get("restore") or {}
-        if not checked.ok or restore.get("status") not in (None, "restored"):
+        if not checked.ok or restore.get("status") != "restored" or not restore.get("tables"):
             raise PgBackupError(
-                f"verification of the restored {self.database} failed",
+                f"verification of the restored {self.database} failed (set {backup_id}: "
+                f"{'checksums ok' if checked.ok else 'checksums differ'}, restore "
+                f"{restore.get('status') or 'not reported'}, {restore.get('tables') or 'no'} "
+                "tables checked)",
                 "read the restore Job's log; the set is kept on the volume for another try",
                 ExitCode.CORRUPT,
             )
-        tables = restore.get("tables", "all")
-        return f"set {backup_id} verified; {tables} tables matched the manifest at restore"
+        return (
+            f"set {backup_id} verified; the restore checked its {restore['tables']} tables "
+            f"against the manifest (row counts: {restore.get('row_counts') or 'none'})"
+        )
 
     def release_app(self, state: RebuildState) -> str:
         replicas: dict[str, int] = dict(state.facts.get("app_replicas") or {})
@@ -162,7 +188,11 @@ class KubernetesRebuild:
             Step("up", "pulumi up: namespace objects, volume, CronJob, bucket access", self.up),
             Step("hold_app", "scale the app's Deployments to 0 until the restore", self.hold_app),
             Step("wait_ready", "wait until PostgreSQL accepts connections", self.wait_ready),
-            Step("fetch", "fetch the newest verified offsite set (read-only role)", self.fetch),
+            Step(
+                "fetch",
+                "fetch the newest verified offsite set from before the loss (read-only role)",
+                self.fetch,
+            ),
             Step("restore", f"restore it into {self.database}", self.restore),
             Step("verify", "verify the set and the restore's row counts", self.verify),
             Step("release_app", "scale the app back to its recorded replicas", self.release_app),

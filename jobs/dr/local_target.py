@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.backends.local import LocalBackend, LocalSettings
-from jobs.dr.checks import compare_row_counts, read_manifest
+from jobs.dr.checks import compare_row_counts, newest_before, read_manifest
 from jobs.dr.flow import Step
 from jobs.dr.state import RebuildState
 from jobs.errors import ExitCode, PgBackupError
@@ -54,7 +54,11 @@ class LocalRebuild:
         return f"PostgreSQL {version} accepts connections"
 
     def fetch(self, state: RebuildState) -> str:
-        backup_id = self.backend().fetch(self.database, "latest")
+        backend = self.backend()
+        chosen = newest_before(
+            backend.list_sets(self.database, "offsite"), self.database, state.incident_at
+        )
+        backup_id = backend.fetch(self.database, chosen.id)
         manifest = read_manifest(self.backup_dir / self.database / backup_id)
         state.facts["backup_id"] = backup_id
         state.facts["set_finished_at"] = str(manifest.get("finished_at", ""))
@@ -88,7 +92,11 @@ class LocalRebuild:
         return [
             Step("up", "start a new PostgreSQL server (locally, in place of a cluster)", self.up),
             Step("wait_ready", "wait until PostgreSQL accepts connections", self.wait_ready),
-            Step("fetch", "fetch the newest verified offsite set (reader credentials)", self.fetch),
+            Step(
+                "fetch",
+                "fetch the newest verified offsite set from before the loss (reader credentials)",
+                self.fetch,
+            ),
             Step("restore", f"restore it into {self.database}", self.restore),
             Step("verify", "count every table against the set's manifest", self.verify),
         ]

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class RebuildState:
     path: Path
     stack: str
     incident_at: float  # when the loss happened (or the first run started): the RTO clock's zero
+    # What is being rebuilt (the database and the new cluster): a resume must be of the same.
+    target: str = ""
     steps: dict[str, StepRecord] = field(default_factory=dict)
     # Values found by one step and needed by later ones (set id, its finish time, app replicas).
     facts: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +67,7 @@ class RebuildState:
         payload = {
             "format": FORMAT,
             "stack": self.stack,
+            "target": self.target,
             "incident_at": self.incident_at,
             "finished_at": self.finished_at,
             "steps": [r.as_dict() for r in self.steps.values()],
@@ -83,10 +87,14 @@ class RebuildState:
             raise
 
     @classmethod
-    def load_or_new(cls, path: Path, stack: str, incident_at: float) -> RebuildState:
-        """The saved state of an unfinished rebuild of `stack`, or a fresh one."""
+    def load_or_new(
+        cls, path: Path, stack: str, incident_at: float, target: str = ""
+    ) -> RebuildState:
+        """The saved state of an unfinished rebuild of `stack` into `target`, or a fresh one. A
+        finished rebuild, or one of another database or cluster, is never resumed: its steps
+        would all be skipped and the old timeline reported as this rebuild's."""
         if not path.exists():
-            return cls(path=path, stack=stack, incident_at=incident_at)
+            return cls(path=path, stack=stack, incident_at=incident_at, target=target)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             steps = {
@@ -107,11 +115,29 @@ class RebuildState:
                 "pass --state-file with a path of its own for this stack",
                 ExitCode.USAGE,
             )
+        saved_target = str(data.get("target") or "")
+        if target and saved_target and saved_target != target:
+            raise PgBackupError(
+                f"resume state {path} is of a rebuild of {saved_target}, not {target}",
+                "re-run with --fresh to start this rebuild over (or give it a --state-file)",
+                ExitCode.USAGE,
+            )
+        if data.get("finished_at") is not None:
+            raise PgBackupError(
+                f"the rebuild recorded in {path} finished already "
+                f"({_utc(float(data['finished_at']))})",
+                "re-run with --fresh to rebuild again (its steps all run anew)",
+                ExitCode.USAGE,
+            )
         return cls(
             path=path,
             stack=stack,
             incident_at=float(data["incident_at"]),
+            target=saved_target or target,
             steps=steps,
             facts=dict(data.get("facts") or {}),
-            finished_at=data.get("finished_at"),
         )
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

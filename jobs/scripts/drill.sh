@@ -131,13 +131,18 @@ rc=0
 PGDATABASE="$DB" BACKUP_ID="$ID" TARGET_DATABASE="$SCRATCH" RESTORE_STEP=all \
   MAINTENANCE_DB=postgres run_child bash "$SCRIPT_DIR/restore.sh" >"$RESTORE_OUT" || rc=$?
 if ((rc != 0)); then
+  # Only a set that fails its checks (65) or whose load fails (70) is reported CORRUPT; any other
+  # exit is about where the drill ran (a refused name, the server, room, a signal such as an OOM
+  # kill), and says nothing against the set.
   case "$rc" in
-    "$EX_UNREACHABLE" | "$EX_NO_SPACE" | "$EX_CONFIG" | "$EX_DENIED" | "$EX_LOCKED")
-      die "$rc" "the drill's restore of $DB/$ID could not run (exit $rc)" \
-        "see restore.sh's error above, fix it and run the drill again" ;;
-    *)
+    "$EX_CORRUPT" | "$EX_STEP_FAILED")
       die "$EX_CORRUPT" "CORRUPT: set $DB/$ID does not restore (restore.sh exit $rc)" \
         "see restore.sh's error above; rely on another set and find out why this one is broken" ;;
+    *)
+      code="$rc"
+      ((rc < 128)) || code="$EX_STEP_FAILED"
+      die "$code" "the drill's restore of $DB/$ID could not run (exit $rc)" \
+        "see restore.sh's error above, fix it and run the drill again" ;;
   esac
 fi
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,44 +42,61 @@ class FakeEngine:
         return {"namespace": "vocab-app-staging"}
 
 
-class FakeCluster:
-    """The Kubernetes backend's side of the rebuild, recording calls; fails where told to."""
+# The loss: after the nightly set of 19 January, before the set the new cluster's own CronJob
+# took of its fresh, empty server while the rebuild ran.
+INCIDENT = datetime(2026, 1, 19, 9, 30, tzinfo=UTC).timestamp()
+BEFORE, AFTER = "20260119t020000z", "20260119t100000z"
 
-    def __init__(self, events: list[str], fail_fetch: int = 0) -> None:
+
+class FakeCluster:
+    """The Kubernetes backend's side of the rebuild, recording calls; fails where told to. Its
+    summaries are shaped as restore.sh prints them: the prepare step checks the tables, the swap
+    only renames."""
+
+    def __init__(
+        self, events: list[str], fail_fetch: int = 0, fail_scale: str = "", tables: int = 4
+    ) -> None:
         self.events = events
         self.fail_fetch = fail_fetch
+        self.fail_scale = fail_scale  # a Deployment whose first scale-down fails
+        self.tables = tables
+        self.replicas = {"vocab-app-api": 3, "vocab-app-worker": 2}
 
     def app_replicas(self) -> dict[str, int]:
-        return {"vocab-app-api": 3}
+        return dict(self.replicas)
 
     def scale_app(self, replicas: dict[str, int]) -> None:
         self.events.append("scale " + ",".join(f"{k}={v}" for k, v in replicas.items()))
+        for name, count in replicas.items():
+            if name == self.fail_scale:
+                self.fail_scale = ""
+                raise PgBackupError(f"cannot scale {name}", "retry", ExitCode.UNREACHABLE)
+            self.replicas[name] = count
 
     def fetch(self, db: str, backup_id: str, source_stack: str | None = None) -> str:
         self.events.append(f"fetch {backup_id}")
         if self.fail_fetch:
             self.fail_fetch -= 1
             raise PgBackupError("S3 unreachable", "retry", ExitCode.UNREACHABLE)
-        return "20260119t020000z"
+        return backup_id
 
     def list_sets(self, db: str | None, where: str | None = None) -> list[Any]:
         from jobs.backends.base import BackupSet
 
         return [
-            BackupSet(
-                db or "", "20260119t020000z", 1, "verified", "2026-01-19T02:01:00Z", "offsite"
-            )
+            BackupSet(db or "", AFTER, 1, "verified", "2026-01-19T10:00:30Z", "offsite"),
+            BackupSet(db or "", BEFORE, 1, "verified", "2026-01-19T02:01:00Z", "offsite"),
         ]
 
     def restore_prepare(self, db: str, backup_id: str, **_: Any) -> PreparedRestore:
         self.events.append(f"restore_prepare {backup_id}")
-        return PreparedRestore(db, backup_id, f"{db}__restore_{backup_id}")
+        summary = {"status": "prepared", "tables": self.tables, "row_counts": "exact"}
+        return PreparedRestore(db, backup_id, f"{db}__restore_{backup_id}", summary=summary)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
         self.events.append("restore_swap")
-        return RestoreResult(
-            prepared.database, prepared.id, "", {"status": "restored", "tables": 4}
-        )
+        summary = {"status": "restored", "tables": 0, "row_counts": "none"}
+        return RestoreResult(prepared.database, prepared.id, "", summary)
 
     def verify(self, db: str, backup_id: str, where: str = "volume") -> VerifyResult:
         self.events.append(f"verify {backup_id}")
@@ -117,7 +135,7 @@ def test_the_rebuild_selects_points_at_the_new_cluster_brings_it_up_then_restore
 ) -> None:
     events: list[str] = []
     rebuild, engine = _rebuild(tmp_path, events, FakeCluster(events))
-    state = RebuildState(tmp_path / "dr.json", "staging", incident_at=0.0)
+    state = RebuildState(tmp_path / "dr.json", "staging", incident_at=INCIDENT)
     run_steps(rebuild.steps(), state)
 
     assert (
@@ -126,14 +144,17 @@ def test_the_rebuild_selects_points_at_the_new_cluster_brings_it_up_then_restore
     value, secret, _ = engine.config[KUBECONFIG_KEY]
     assert value == KUBECONFIG_TEXT and secret
     # The app is held at 0 from right after `up` until the restore is verified, then given back.
-    assert events.index("up") < events.index("scale vocab-app-api=0") < events.index("fetch latest")
-    assert events[-1] == "scale vocab-app-api=3"
+    held = "scale vocab-app-api=0,vocab-app-worker=0"
+    assert events.index("up") < events.index(held) < events.index(f"fetch {BEFORE}")
+    assert events[-1] == "scale vocab-app-api=3,vocab-app-worker=2"
     # Nothing is restored before PostgreSQL accepts connections.
     ready = events.index("probe ready")
     assert all(e == "probe not ready" for e in events[ready - 2 : ready])
-    assert ready < events.index("restore_prepare 20260119t020000z") < events.index("restore_swap")
-    assert events.index("restore_swap") < events.index("verify 20260119t020000z")
-    assert state.facts["backup_id"] == "20260119t020000z"
+    assert ready < events.index(f"restore_prepare {BEFORE}") < events.index("restore_swap")
+    assert events.index("restore_swap") < events.index(f"verify {BEFORE}")
+    # The set the new cluster took after the loss is never the one restored.
+    assert state.facts["backup_id"] == BEFORE and f"fetch {AFTER}" not in events
+    assert "4 tables" in state.steps["verify"].detail
 
 
 def test_a_rerun_after_a_failure_skips_the_steps_already_done(tmp_path: Path) -> None:
@@ -141,22 +162,128 @@ def test_a_rerun_after_a_failure_skips_the_steps_already_done(tmp_path: Path) ->
     cluster = FakeCluster(events, fail_fetch=1)
     rebuild, _ = _rebuild(tmp_path, events, cluster)
     state_file = tmp_path / "dr.json"
-    first = RebuildState.load_or_new(state_file, "staging", incident_at=100.0)
+    first = RebuildState.load_or_new(state_file, "staging", incident_at=INCIDENT)
     with pytest.raises(PgBackupError):
         run_steps(rebuild.steps(), first)
     assert events.count("up") == 1
 
     events.clear()
     rebuild, _ = _rebuild(tmp_path, events, cluster, ready_after=0)
-    again = RebuildState.load_or_new(state_file, "staging", incident_at=999.0)
+    again = RebuildState.load_or_new(state_file, "staging", incident_at=INCIDENT + 999)
     run_steps(rebuild.steps(), again)
     assert "select" not in events and "up" not in events
     assert not any(e.startswith("probe") for e in events)  # readiness was already established
-    assert events[0] == "fetch latest"
+    assert events[0] == f"fetch {BEFORE}"
     assert "restore_swap" in events
     # The RTO clock keeps the first run's zero, and the held replicas survive the restart.
-    assert again.incident_at == 100.0
-    assert events[-1] == "scale vocab-app-api=3"
+    assert again.incident_at == INCIDENT
+    assert events[-1] == "scale vocab-app-api=3,vocab-app-worker=2"
+
+
+def test_a_hold_that_failed_half_way_still_gives_every_deployment_its_replicas_back(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    cluster = FakeCluster(events, fail_scale="vocab-app-worker")  # api is at 0 when it fails
+    rebuild, _ = _rebuild(tmp_path, events, cluster, ready_after=0)
+    state_file = tmp_path / "dr.json"
+    with pytest.raises(PgBackupError):
+        run_steps(rebuild.steps(), RebuildState.load_or_new(state_file, "staging", INCIDENT))
+    assert cluster.replicas["vocab-app-api"] == 0
+
+    run_steps(rebuild.steps(), RebuildState.load_or_new(state_file, "staging", INCIDENT))
+    assert cluster.replicas == {"vocab-app-api": 3, "vocab-app-worker": 2}
+
+
+def test_a_restore_that_checked_no_table_is_not_reported_verified(tmp_path: Path) -> None:
+    events: list[str] = []
+    rebuild, _ = _rebuild(tmp_path, events, FakeCluster(events, tables=0), ready_after=0)
+    state = RebuildState(tmp_path / "dr.json", "staging", incident_at=INCIDENT)
+    with pytest.raises(PgBackupError) as error:
+        run_steps(rebuild.steps(), state)
+    assert error.value.code == ExitCode.CORRUPT and "no tables checked" in error.value.message
+    assert "release_app" not in state.steps  # the app stays held on an unverified database
+
+
+def test_no_set_from_before_the_loss_is_a_clear_refusal(tmp_path: Path) -> None:
+    events: list[str] = []
+    rebuild, _ = _rebuild(tmp_path, events, FakeCluster(events), ready_after=0)
+    early = datetime(2026, 1, 19, 1, 0, tzinfo=UTC).timestamp()  # before the nightly set
+    with pytest.raises(PgBackupError) as error:
+        run_steps(rebuild.steps(), RebuildState(tmp_path / "dr.json", "staging", early))
+    assert error.value.code == ExitCode.NOT_FOUND and "--since" in error.value.fix
+    assert not [e for e in events if e.startswith(("fetch", "restore"))]
+
+
+def _args(tmp_path: Path, kubeconfig: Path, **extra: Any) -> argparse.Namespace:
+    values: dict[str, Any] = {
+        "stack": "staging",
+        "kubeconfig": str(kubeconfig),
+        "context": None,
+        "database": None,
+        "dry_run": False,
+        "state_file": tmp_path / "state" / "dr-staging.json",
+        "fresh": False,
+        "since": "2026-01-19T09:30:00Z",
+        "oidc_issuer": None,
+        "oidc_provider_arn": None,
+        "dns_name": "",
+    }
+    return argparse.Namespace(**{**values, **extra})
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / f"{server.split('//')[1]}.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: new\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "contexts: [{name: new, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    return path
+
+
+def test_a_finished_rebuild_or_another_clusters_is_never_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resumed, all steps would be skipped and the old timeline reported as this rebuild's."""
+    events: list[str] = []
+    cluster = FakeCluster(events)
+    monkeypatch.setattr(dr_rebuild.KubernetesRebuild, "backend", lambda self: cluster, raising=True)
+    monkeypatch.setattr(dr_rebuild.KubernetesRebuild, "wait_ready", lambda self, state: "ready")
+    first = _kubeconfig(tmp_path, "https://first.example")
+    second = _kubeconfig(tmp_path, "https://second.example")
+
+    # A first rebuild into the first cluster stops at the fetch; a resume into another refuses.
+    cluster.fail_fetch = 1
+    with pytest.raises(PgBackupError):
+        dr_rebuild.run(_args(tmp_path, first), engine=FakeEngine(events))
+    with pytest.raises(PgBackupError) as other:
+        dr_rebuild.run(_args(tmp_path, second), engine=FakeEngine(events))
+    assert other.value.code == ExitCode.USAGE and "https://first.example" in other.value.message
+
+    assert dr_rebuild.run(_args(tmp_path, first), engine=FakeEngine(events)) == 0
+    with pytest.raises(PgBackupError) as finished:
+        dr_rebuild.run(_args(tmp_path, first), engine=FakeEngine(events))
+    assert finished.value.code == ExitCode.USAGE and "--fresh" in finished.value.fix
+
+    events.clear()
+    assert dr_rebuild.run(_args(tmp_path, second, fresh=True), engine=FakeEngine(events)) == 0
+    assert "up" in events and f"restore_prepare {BEFORE}" in events
+
+
+def test_the_rto_clock_starts_at_the_first_run_even_when_its_first_step_fails(
+    tmp_path: Path,
+) -> None:
+    class FailingEngine(FakeEngine):
+        def select(self) -> str:
+            raise PgBackupError("the pulumi CLI is not installed", "install it", ExitCode.CONFIG)
+
+    kubeconfig = _kubeconfig(tmp_path, "https://new.example")
+    args = _args(tmp_path, kubeconfig, since=None)
+    with pytest.raises(PgBackupError):
+        dr_rebuild.run(args, engine=FailingEngine([]))
+    saved = RebuildState.load_or_new(args.state_file, "staging", incident_at=1e12)
+    assert saved.incident_at < 1e12 and not saved.steps
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import pytest
 from dr_helpers import BackedUp, give_to_server_user, run_script
 
 from jobs.local.postgres import LocalPostgres
@@ -134,3 +136,65 @@ def test_a_set_whose_rows_differ_from_its_manifest_fails_as_corrupt(
     assert done.returncode == CORRUPT, done.stderr
     assert "CORRUPT" in done.stderr
     assert _databases(pg) == before
+
+
+@pytest.mark.parametrize(
+    ("restore_exit", "drill_exit", "corrupt"),
+    [(65, 65, True), (70, 65, True), (64, 64, False), (66, 66, False), (137, 70, False)],
+)
+def test_only_a_set_that_fails_to_restore_is_reported_corrupt(
+    tmp_path: Path,
+    pg: LocalPostgres,
+    backed_up: BackedUp,
+    base_env: dict[str, str],
+    restore_exit: int,
+    drill_exit: int,
+    corrupt: bool,
+) -> None:
+    """A refusal or a kill (137: OOM) of the drill's restore says nothing against the set."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    real_bash = shutil.which("bash")
+    (shims / "bash").write_text(
+        f'#!{real_bash}\n[[ "${{1:-}}" != */restore.sh ]] || exit {restore_exit}\n'
+        f'exec {real_bash} "$@"\n'
+    )
+    (shims / "bash").chmod(0o755)
+    env = {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+        "PATH": f"{shims}:{base_env['PATH']}",
+    }
+    done = run_script("drill.sh", env)
+    assert done.returncode == drill_exit, done.stderr
+    assert ("CORRUPT" in done.stderr) == corrupt
+
+
+def test_the_drill_counts_the_rows_itself_after_the_restore(
+    tmp_path: Path, pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str]
+) -> None:
+    """Its own check, not only restore.sh's: here the restore passes, then a row goes missing."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    real_bash = shutil.which("bash")
+    psql = f"{pg.bindir}/psql -h {pg.sockets} -p {pg.port} -U postgres"
+    lose_a_row = "DELETE FROM words WHERE ctid IN (SELECT ctid FROM words LIMIT 1)"
+    (shims / "bash").write_text(
+        f"#!{real_bash}\n"
+        f'if [[ "${{1:-}}" == */restore.sh ]]; then {real_bash} "$@" || exit $?;\n'
+        f'  {psql} -d "$TARGET_DATABASE" -c "{lose_a_row}" >/dev/null; exit 0; fi\n'
+        f'exec {real_bash} "$@"\n'
+    )
+    (shims / "bash").chmod(0o755)
+    env = {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+        "PATH": f"{shims}:{base_env['PATH']}",
+    }
+    done = run_script("drill.sh", env)
+    assert done.returncode == CORRUPT, done.stderr
+    assert "CORRUPT" in done.stderr and "words" in done.stderr
