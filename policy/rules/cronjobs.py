@@ -8,7 +8,7 @@ from typing import Any
 
 from .cron import CronError, longest_gap_hours
 from .model import Config, Resource, ResourceRule, explain
-from .props import CRONJOB, dig, k8s_name, labels_match
+from .props import CRONJOB, containers, dig, items, k8s_name, labels_match, pod_spec
 
 BACKUP_LABELS = {"app": "postgres-backup"}
 BACKUP_LABELS_SCHEMA = {
@@ -19,7 +19,13 @@ BACKUP_LABELS_SCHEMA = {
 }
 
 
+# The step a backup CronJob runs (jobs/scripts/backup.sh, mounted from the scripts ConfigMap).
+BACKUP_SCRIPT = "backup.sh"
+
+
 def is_backup(resource: Resource, wanted: Mapping[str, str]) -> bool:
+    """A backup CronJob: labelled as one, or running the backup step whatever its labels (so
+    that dropping a label cannot take a CronJob out of the backup rules)."""
     if resource.type != CRONJOB:
         return False
     places = (
@@ -27,7 +33,17 @@ def is_backup(resource: Resource, wanted: Mapping[str, str]) -> bool:
         ("spec", "jobTemplate", "metadata", "labels"),
         ("spec", "jobTemplate", "spec", "template", "metadata", "labels"),
     )
-    return any(labels_match(dig(resource.props, *place), wanted) for place in places)
+    if any(labels_match(dig(resource.props, *place), wanted) for place in places):
+        return True
+    spec = pod_spec(resource)
+    return spec is not None and any(_runs_backup(c) for _, c in containers(spec))
+
+
+def _runs_backup(container: Mapping[str, Any]) -> bool:
+    words = [*items(dig(container, "command")), *items(dig(container, "args"))]
+    return any(
+        isinstance(word, str) and BACKUP_SCRIPT in word.replace("/", " ").split() for word in words
+    )
 
 
 def _positive(value: Any) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from .model import Config, Resource, ResourceRule, StackRule, Violation, explain
 from .props import (
     BUCKET,
+    BUCKET_POLICY,
     IAM_POLICY_TYPES,
     as_strings,
     bucket_name,
@@ -35,6 +36,19 @@ DESTRUCTIVE_ACTIONS = [
     "kms:ScheduleKeyDeletion",
     "kms:DisableKey",
     "kms:PutKeyPolicy",
+    # ... or let the credential grant itself (or a role it can become) any of the above.
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:AttachUserPolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:CreateAccessKey",
+    "iam:PassRole",
+    "sts:AssumeRole",
 ]
 BROAD_MANAGED_POLICIES = [
     "arn:aws:iam::aws:policy/AdministratorAccess",
@@ -45,6 +59,8 @@ ATTACHMENTS = frozenset(
     {
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
         "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+        "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+        "aws:iam/policyAttachment:PolicyAttachment",
     }
 )
 READ_ONLY_ACTIONS = [
@@ -99,8 +115,9 @@ def _no_delete(resource: Resource, config: Config) -> Iterator[str]:
                     yield explain(
                         f"{label} allows {granted!r}, which includes {', '.join(hits[:3])}"
                         + (" and more" if len(hits) > 3 else ""),
-                        "credentials in a pod that can delete or shorten retention let one bad "
-                        "script or one stolen token erase the backups",
+                        "credentials in a pod (or anyone the bucket policy lets in) that can "
+                        "delete, shorten retention or grant themselves more let one bad script "
+                        "or one stolen token erase the backups",
                         "grant only the actions needed by name (the writer: s3:PutObject, "
                         "s3:ListBucket, kms:GenerateDataKey, kms:Decrypt); expiry is the "
                         "lifecycle's job",
@@ -112,6 +129,9 @@ def _own_bucket_names(resources: Sequence[Resource]) -> set[str]:
 
 
 def _bucket_of(arn: str) -> str | None:
+    """The bucket (or bucket pattern: `*` for every bucket) an S3 resource ARN names."""
+    if arn == "*":
+        return "*"
     if not arn.startswith("arn:aws:s3:::"):
         return None
     return arn.removeprefix("arn:aws:s3:::").split("/", 1)[0] or None
@@ -138,7 +158,12 @@ def _reader_read_only(resources: Sequence[Resource], config: Config) -> Iterator
                 actions = as_strings(dig(statement, "Action")) or ["NotAction (everything else)"]
                 extra = [a for a in actions if not _read_only(a, allowed)]
                 if extra:
-                    whose = f"another stack's bucket {foreign[0]!r}" if foreign else "a reader"
+                    if not foreign:
+                        whose = "a reader"
+                    elif "*" in foreign[0]:
+                        whose = f"every bucket matching {foreign[0]!r} (other stacks' included)"
+                    else:
+                        whose = f"another stack's bucket {foreign[0]!r}"
                     yield Violation(
                         explain(
                             f"{resource.label}: {label} grants {whose} {', '.join(extra)}",
@@ -178,7 +203,7 @@ RULES = (
                 "default": BROAD_MANAGED_POLICIES,
             },
         },
-        types=IAM_POLICY_TYPES | ATTACHMENTS,
+        types=IAM_POLICY_TYPES | ATTACHMENTS | {BUCKET_POLICY},
         check=_no_delete,
     ),
     StackRule(

@@ -86,10 +86,58 @@ def _limits(container: Mapping[str, Any], pod: Mapping[str, Any], config: Config
 
 def _ssl_mode(container: Mapping[str, Any], pod: Mapping[str, Any], config: Config) -> str | None:
     allowed = [str(m) for m in config["allowedSslModes"]]
-    for var in items(dig(container, "env")):
-        if dig(var, "name") == "PGSSLMODE" and dig(var, "value") not in allowed:
-            return f"PGSSLMODE is {dig(var, 'value')!r}, not one of {', '.join(allowed)}"
+    env = {dig(var, "name"): dig(var, "value") for var in items(dig(container, "env"))}
+    if "PGSSLMODE" in env:
+        mode = env["PGSSLMODE"]
+    elif "PGHOST" in env:
+        mode = "prefer"  # what libpq uses when nothing says otherwise
+    else:
+        return None  # connects to no server
+    if mode not in allowed:
+        unset = "" if "PGSSLMODE" in env else " (unset: libpq's default)"
+        return f"PGSSLMODE is {mode!r}{unset}, not one of {', '.join(allowed)}"
     return None
+
+
+# The volume types the "restricted" Pod Security Standard allows.
+RESTRICTED_VOLUMES = frozenset(
+    {
+        "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+        "projected", "secret",
+    }
+)  # fmt: skip
+
+
+def _host_isolation(resource: Resource, config: Config) -> Iterator[str]:
+    """What the "restricted" (and "baseline") Pod Security Standards forbid at the pod level."""
+    spec = pod_spec(resource)
+    if spec is None:
+        return
+    name = k8s_name(resource)
+    why = (
+        "a pod that shares the node's namespaces or files, or tunes its kernel, can read other "
+        "pods' traffic and processes or the node itself; the backup pods need none of it"
+    )
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if dig(spec, field) is True:
+            yield explain(f"{name!r} sets {field}: true", why, f"remove {field}")
+    for volume in items(dig(spec, "volumes")):
+        kinds = [k for k in (volume if isinstance(volume, Mapping) else {}) if k != "name"]
+        for kind in kinds:
+            if kind not in RESTRICTED_VOLUMES:
+                yield explain(
+                    f"{name!r}: volume {dig(volume, 'name', default='?')!r} is a {kind} volume",
+                    why,
+                    "use a persistentVolumeClaim, configMap, secret, emptyDir or projected volume",
+                )
+    if items(dig(spec, "securityContext", "sysctls")):
+        yield explain(f"{name!r} sets sysctls", why, "remove securityContext.sysctls")
+    for kind, container in containers(spec):
+        where = f"{container_label(resource, kind, container)} of {name!r}"
+        if any(dig(port, "hostPort") for port in items(dig(container, "ports"))):
+            yield explain(f"{where} binds a hostPort", why, "remove ports[].hostPort")
+        if dig(container, "securityContext", "procMount", default="Default") != "Default":
+            yield explain(f"{where} unmasks /proc (procMount)", why, "remove procMount")
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
@@ -121,6 +169,15 @@ def _digest(container: Mapping[str, Any], pod: Mapping[str, Any], config: Config
 
 TYPES = frozenset(WORKLOADS)
 RULES = (
+    ResourceRule(
+        "pod-host-isolation",
+        "Pods share nothing with the node: no host network, PID or IPC namespace, host path, "
+        "host port, unmasked /proc or sysctl (the restricted Pod Security Standard).",
+        "mandatory",
+        {},
+        types=TYPES,
+        check=_host_isolation,
+    ),
     ResourceRule(
         "pod-non-root",
         "Containers run as a non-root numeric user.",

@@ -44,17 +44,52 @@ def _sensitive(resource: Resource, config: Config) -> Iterator[str]:
     name = k8s_name(resource)
     resources = [str(r) for r in config["forbiddenResources"]]
     verbs = [str(v) for v in config["forbiddenVerbs"]]
+    writes: Mapping[str, Any] = config["forbiddenWrites"]
     for index, rule in enumerate(_rules(resource)):
         granted = as_strings(dig(rule, "resources"))
         hits = [g for g in granted if any(fnmatchcase(f, g) for f in resources)]
         hits += [v for v in as_strings(dig(rule, "verbs")) if v in verbs]
+        for target in granted:
+            written = [v for v in as_strings(dig(rule, "verbs")) if v in writes.get(target, [])]
+            hits += [f"{target} {verb}" for verb in written]
         if hits:
             yield explain(
                 f"Role {name!r} rule {index} grants {', '.join(hits)}",
-                "reading Secrets exposes the database and AWS credentials; exec/attach opens a "
-                "shell in the database pod; escalate/bind/impersonate lift any limit",
+                "reading Secrets exposes the database and AWS credentials; exec/attach (or an "
+                "ephemeral container) opens a shell in the database pod; a pod created directly, "
+                "or a rewritten scripts ConfigMap or CronJob, runs whatever it likes with the "
+                "backup's credentials; escalate/bind/impersonate lift any limit",
                 "drop these from the Role: backups are fetched with `pgbackup download`, not "
                 "kubectl cp/exec, and credentials are mounted into the pods that need them",
+            )
+
+
+BINDINGS = frozenset(
+    {
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    }
+)
+
+
+def _bindings(resources: Sequence[Resource], config: Config) -> Iterator[Violation]:
+    """Every binding grants a Role this stack declares (so the Role rules above review what it
+    grants), never a built-in or outside ClusterRole (admin, edit, cluster-admin...)."""
+    declared = {(r.type.rsplit(":", 1)[-1], k8s_name(r)) for r in of_type(resources, *ROLE_TYPES)}
+    for binding in of_type(resources, *BINDINGS):
+        kind = str(dig(binding.props, "roleRef", "kind", default="?"))
+        role = str(dig(binding.props, "roleRef", "name", default="?"))
+        cluster_wide = binding.type.endswith(":ClusterRoleBinding")
+        if cluster_wide or (kind, role) not in declared:
+            yield Violation(
+                explain(
+                    f"{binding.label} {k8s_name(binding)!r} binds the {kind} {role!r}"
+                    + (" cluster-wide" if cluster_wide else ", which this stack does not declare"),
+                    "a built-in or outside role (admin, edit, cluster-admin) grants Secrets, exec "
+                    "and more, and nothing here reviews what it holds",
+                    "bind only the stack's own namespaced Role (its rules are checked above)",
+                ),
+                binding,
             )
 
 
@@ -119,6 +154,7 @@ RULES = (
                     "secrets",
                     "pods/exec",
                     "pods/attach",
+                    "pods/ephemeralcontainers",
                     "pods/portforward",
                     "serviceaccounts/token",
                 ],
@@ -128,9 +164,29 @@ RULES = (
                 "items": {"type": "string"},
                 "default": ["escalate", "bind", "impersonate"],
             },
+            "forbiddenWrites": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "default": {
+                    "pods": ["create", "update", "patch"],
+                    "configmaps": ["create", "update", "patch"],
+                    "cronjobs": ["create", "update", "patch"],
+                    "roles": ["create", "update", "patch"],
+                    "rolebindings": ["create", "update", "patch"],
+                },
+                "description": "Resource: verbs that would let a holder run code of its choosing.",
+            },
         },
         types=ROLE_TYPES,
         check=_sensitive,
+    ),
+    StackRule(
+        "rbac-bindings-to-own-roles",
+        "Bindings grant only the stack's own namespaced Roles: no built-in or outside "
+        "ClusterRole, no cluster-wide binding.",
+        "mandatory",
+        {},
+        _bindings,
     ),
     StackRule(
         "no-service-account-token",

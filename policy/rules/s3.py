@@ -80,13 +80,12 @@ def _sse_kms(resources: Sequence[Resource], config: Config) -> Iterator[Violatio
             continue
         rule = kms[0]
         key = dig(rule, "applyServerSideEncryptionByDefault", "kmsMasterKeyId")
-        if config.get("requireCustomerKey", True) and not key:
+        # alias/aws/s3 (or its ARN) names the AWS-managed key: its policy cannot be changed.
+        aws_managed = isinstance(key, str) and "alias/aws/" in key
+        if config.get("requireCustomerKey", True) and (not key or aws_managed):
+            named = f"({key})" if key else "(no kms_master_key_id)"
             yield Violation(
-                explain(
-                    f"bucket {name!r} uses SSE-KMS with the AWS-managed key (no kms_master_key_id)",
-                    why,
-                    fix,
-                ),
+                explain(f"bucket {name!r} uses SSE-KMS with the AWS-managed key {named}", why, fix),
                 bucket,
             )
         if config.get("requireBucketKey", True) and dig(rule, "bucketKeyEnabled") is not True:
@@ -135,7 +134,8 @@ def _public_access(resources: Sequence[Resource], config: Config) -> Iterator[Vi
             )
 
 
-def _denies_insecure_transport(statement: object) -> bool:
+def _denies_insecure_transport(statement: object, bucket: str) -> bool:
+    """A Deny of every S3 action without TLS, on this bucket and its objects."""
     if dig(statement, "Effect") != "Deny":
         return False
     principal = dig(statement, "Principal")
@@ -148,8 +148,9 @@ def _denies_insecure_transport(statement: object) -> bool:
         if values is not None and [str(v).lower() for v in as_strings(values) or [values]] == [
             "false"
         ]:
-            targets = as_strings(dig(statement, "Resource"))
-            return any(t.endswith("/*") for t in targets) and any("/" not in t for t in targets)
+            arn = f"arn:aws:s3:::{bucket}"
+            targets = set(as_strings(dig(statement, "Resource")))
+            return bool({arn, "*"} & targets) and bool({f"{arn}/*", "*"} & targets)
     return False
 
 
@@ -157,7 +158,10 @@ def _tls_only(resources: Sequence[Resource], config: Config) -> Iterator[Violati
     for bucket in _buckets(resources):
         policies = attached(resources, bucket, BUCKET_POLICY)
         docs = [policy_document(dig(p.props, "policy")) for p in policies]
-        if not any(_denies_insecure_transport(s) for doc in docs if doc for s in statements(doc)):
+        name = bucket_name(bucket)
+        if not any(
+            _denies_insecure_transport(s, name) for doc in docs if doc for s in statements(doc)
+        ):
             yield Violation(
                 explain(
                     f"bucket {bucket_name(bucket)!r} accepts requests without TLS",

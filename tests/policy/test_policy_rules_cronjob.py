@@ -83,3 +83,19 @@ def test_short_ttl_in_config_fires() -> None:
     assert_fires(
         "production", resources, "cronjob-history-limits", "ttlSecondsAfterFinished is 7200"
     )
+
+
+def test_a_backup_cronjob_stripped_of_its_labels_is_still_held_to_the_backup_rules() -> None:
+    """It is recognised by what it runs (backup.sh), so dropping a label hides nothing."""
+    resources = render("production")
+    cronjob = backup_cronjob(resources)
+    for labels in (
+        cronjob["metadata"]["labels"],
+        cronjob["spec"]["jobTemplate"]["metadata"].get("labels") or {},
+        cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"],
+    ):
+        labels.pop("app", None)
+    cronjob["spec"]["schedule"] = "0 2 1 * *"
+    cronjob["spec"]["suspend"] = True
+    assert_fires("production", resources, "backup-schedule-daily", "is suspended")
+    assert_fires("production", resources, "backup-schedule-daily", "runs up to")

@@ -8,6 +8,7 @@ from typing import Any
 
 from policy_cases import assert_fires, assert_passes, one, render
 
+from policy.rules import Resource
 from policy.rules import props as p
 
 
@@ -92,3 +93,55 @@ def test_broad_managed_policy_on_the_writer_fires() -> None:
     role = one(resources, p.IAM_ROLE, "writer")
     role.props["managedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]  # type: ignore[index]
     assert_fires("production", resources, "iam-no-delete", "AmazonS3FullAccess")
+
+
+def test_a_bucket_policy_that_lets_a_principal_delete_fires() -> None:
+    resources = render("production")
+    policy = one(resources, p.BUCKET_POLICY).props
+    doc = json.loads(policy["policy"])
+    doc["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/writer"},
+            "Action": ["s3:DeleteObjectVersion", "s3:PutLifecycleConfiguration"],
+            "Resource": "arn:aws:s3:::vocab-app-production-postgres-backups/*",
+        }
+    )
+    policy["policy"] = json.dumps(doc)
+    assert_fires("production", resources, "iam-no-delete", "allows 's3:DeleteObjectVersion'")
+
+
+def test_a_writer_that_can_grant_itself_more_fires() -> None:
+    resources = render("staging")
+
+    def escalate(doc: dict[str, Any]) -> None:
+        doc["Statement"].append({"Effect": "Allow", "Action": "iam:Put*", "Resource": "*"})
+
+    _edit_policy(resources, "writer", escalate)
+    assert_fires("staging", resources, "iam-no-delete", "allows 'iam:Put*'", "iam:PutRolePolicy")
+
+
+def test_a_group_policy_is_held_to_the_same_rule() -> None:
+    resources = render("staging")
+    resources.append(
+        Resource(
+            p.IAM_GROUP_POLICY,
+            "operators",
+            {
+                "policy": json.dumps(
+                    {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+                )
+            },
+        )
+    )
+    assert_fires("staging", resources, "iam-no-delete", "allows 's3:*'")
+
+
+def test_a_writer_allowed_to_write_every_bucket_fires() -> None:
+    resources = render("production")
+
+    def everywhere(doc: dict[str, Any]) -> None:
+        doc["Statement"][1]["Resource"] = "*"
+
+    _edit_policy(resources, "writer", everywhere)
+    assert_fires("production", resources, "iam-reader-read-only", "every bucket matching '*'")

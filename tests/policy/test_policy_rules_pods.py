@@ -9,6 +9,7 @@ import pytest
 from policy_cases import assert_fires, assert_passes, backup_cronjob, outcomes, render, weakened
 
 POD_RULES = (
+    "pod-host-isolation",
     "pod-non-root",
     "pod-no-privilege-escalation",
     "pod-capabilities-dropped",
@@ -125,3 +126,41 @@ def test_production_without_required_tls_fires() -> None:
     # Staging's policy config accepts it.
     # (one outcome per CronJob: the backup and the restore drill)
     assert {o.result for o in outcomes("staging", resources, "postgres-tls")} == {"pass"}
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
+        (lambda pod: pod.update(hostPID=True), "hostPID"),
+        (
+            lambda pod: pod["volumes"].append({"name": "node", "hostPath": {"path": "/"}}),
+            "hostPath",
+        ),
+        (
+            lambda pod: pod["securityContext"].update(
+                sysctls=[{"name": "kernel.msgmax", "value": "1"}]
+            ),
+            "sysctls",
+        ),
+        (
+            lambda pod: pod["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]),
+            "hostPort",
+        ),
+        (
+            lambda pod: pod["initContainers"][0]["securityContext"].update(procMount="Unmasked"),
+            "procMount",
+        ),
+    ],
+)
+def test_sharing_anything_with_the_node_fires(change: Any, phrase: str) -> None:
+    resources = render("production")
+    change(_pod(resources))
+    assert_fires("production", resources, "pod-host-isolation", phrase)
+
+
+def test_an_unset_sslmode_counts_as_libpqs_prefer() -> None:
+    resources = render("production")
+    env = _init(resources)["env"]
+    env[:] = [var for var in env if var["name"] != "PGSSLMODE"]
+    assert_fires("production", resources, "postgres-tls", "'prefer' (unset")

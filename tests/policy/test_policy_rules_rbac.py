@@ -71,3 +71,32 @@ def test_pod_mounting_token_fires() -> None:
     pod = backup_cronjob(resources)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     pod["automountServiceAccountToken"] = True
     assert_fires("staging", resources, "no-service-account-token", "mount the API token")
+
+
+def test_writes_that_run_code_of_ones_choosing_fire() -> None:
+    resources = render("production")
+    _role_rules(resources).append(
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps", "pods/ephemeralcontainers"],
+            "verbs": ["patch"],
+        }
+    )
+    assert_fires(
+        "production", resources, "rbac-no-secrets-or-exec", "configmaps patch", "pods/ephemeral"
+    )
+
+
+def test_bindings_pass(stack: str) -> None:
+    assert_passes(stack, "rbac-bindings-to-own-roles")
+
+
+def test_a_binding_to_a_built_in_cluster_role_fires() -> None:
+    resources = render("production")
+    binding = one(resources, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding").props
+    binding["roleRef"] = {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "admin",
+    }
+    assert_fires("production", resources, "rbac-bindings-to-own-roles", "ClusterRole 'admin'")

@@ -79,6 +79,22 @@ def test_tls_condition_dropped_fires() -> None:
     assert_fires("production", resources, "s3-tls-only", "without TLS", "aws:SecureTransport")
 
 
+def test_the_aws_managed_key_named_by_its_alias_fires() -> None:
+    resources = render("production")
+    rule = _props(resources, p.BUCKET_SSE)["rules"][0]
+    rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] = "alias/aws/s3"
+    assert_fires("production", resources, "s3-bucket-sse-kms", "AWS-managed key (alias/aws/s3)")
+
+
+def test_a_tls_deny_on_another_buckets_arns_fires() -> None:
+    resources = render("production")
+    policy = _props(resources, p.BUCKET_POLICY)
+    doc = json.loads(policy["policy"])
+    doc["Statement"][0]["Resource"] = ["arn:aws:s3:::elsewhere", "arn:aws:s3:::elsewhere/*"]
+    policy["policy"] = json.dumps(doc)
+    assert_fires("production", resources, "s3-tls-only", "without TLS")
+
+
 def test_abort_multipart_passes(stack: str) -> None:
     assert_passes(stack, "s3-lifecycle-abort-multipart")
 
