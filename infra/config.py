@@ -29,6 +29,7 @@ from infra.validate import (
     check_compression,
     check_cron,
     check_dns_label,
+    check_endpoint_url,
     check_image,
     check_labels,
     check_quantity,
@@ -482,7 +483,7 @@ def _offsite(r: Reader, release: str) -> OffsiteConfig:
         transition=transition,
         object_lock=lock,
         credentials=_credentials(r.obj("credentials", {}), release),
-        endpoint_url=r.string("endpointUrl", default=""),
+        endpoint_url=check_endpoint_url(r, "endpointUrl"),
         kms_deletion_window_days=r.number(
             "kmsDeletionWindowDays", default=30, minimum=7, maximum=30
         ),

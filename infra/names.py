@@ -63,5 +63,13 @@ def aws_secret(release: str, role: str) -> str:
 
 
 def iam_name(bucket: str, role: str) -> str:
-    """IAM role/user names (64 characters at most)."""
-    return f"{bucket}-{role}"[:64]
+    """IAM role/user names (64 characters at most). A long bucket name is cut from its start's
+    end, never the role's: cutting the whole name would give writer and reader one name."""
+    suffix = f"-{role}"
+    return f"{bucket[: 64 - len(suffix)].rstrip('-.')}{suffix}"
+
+
+def kms_alias(bucket: str) -> str:
+    """The backup key's alias, after its bucket. Aliases take letters, digits, '/', '_' and '-'
+    only: a bucket name's dots become dashes."""
+    return f"alias/{bucket.replace('.', '-')}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from infra import names
+
 Statement = dict[str, Any]
 
 
@@ -90,7 +92,7 @@ def reader_policy(sources: list[tuple[str, str, str | None]]) -> str:
             bucket = bucket_arn.rsplit(":", 1)[-1]
             decrypt["Resource"] = ["arn:aws:kms:*:*:key/*"]
             decrypt["Condition"] = {
-                "ForAnyValue:StringEquals": {"kms:ResourceAliases": [f"alias/{bucket}"]}
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.kms_alias(bucket)]}
             }
         statements.append(decrypt)
     return document(*statements)

@@ -9,6 +9,7 @@ import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from jobs.errors import ExitCode, PgBackupError
 
@@ -338,6 +339,25 @@ def check_labels(r: Reader, key: str) -> tuple[tuple[str, str], ...]:
                 "quote a string of up to 63 letters, digits, '-', '_' or '.'",
             )
     return tuple(sorted(labels.items()))
+
+
+def check_endpoint_url(r: Reader, key: str) -> str:
+    """An S3 endpoint: https, or plain http to this machine only (a local test server); the
+    credentials and every dump would otherwise cross the network in clear text."""
+    value = r.string(key, default="")
+    if not value:
+        return value
+    parsed = urlsplit(value)
+    local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+        r.fail(
+            key,
+            f"{value!r} is not an https URL",
+            "use https://... (plain http only to 127.0.0.1 or localhost); empty for AWS",
+        )
+    if not parsed.hostname:
+        r.fail(key, f"{value!r} names no host", "write e.g. https://s3.eu-west-1.amazonaws.com")
+    return value
 
 
 def check_dns_label(r: Reader, key: str, value: str, max_len: int) -> str:

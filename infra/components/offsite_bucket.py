@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import policies
+from infra import names, policies
 from infra.config import ObjectLockConfig, TransitionConfig
 from infra.validate import ConfigError
 
@@ -55,7 +55,7 @@ class OffsiteBucket(pulumi.ComponentResource):
         )
         aws.kms.Alias(
             f"{name}-key-alias",
-            name=f"alias/{args.bucket_name}",
+            name=names.kms_alias(args.bucket_name),
             target_key_id=key.key_id,
             opts=child,
         )

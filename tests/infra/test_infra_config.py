@@ -134,6 +134,8 @@ BAD_VALUES = [
     ("alerts.ruleLabels", {"release": "kube prometheus"}, "pgbackup:alerts.ruleLabels.release"),
     ("alerts.ruleLabels", ["release"], "pgbackup:alerts.ruleLabels"),
     ("alerts.webhookSecret", {"name": "hooks"}, "pgbackup:alerts.webhookSecret.key"),
+    ("offsite.endpointUrl", "http://minio.storage:9000", "pgbackup:offsite.endpointUrl"),
+    ("offsite.endpointUrl", "s3.example.com", "pgbackup:offsite.endpointUrl"),
 ]
 
 
@@ -170,3 +172,13 @@ def test_alert_rule_labels_and_webhook_come_from_the_stack_file() -> None:
     }
     without = run_program("production", {"alerts.webhookSecret": None})
     assert not [r for r in without.resources if r.inputs.get("kind") == "AlertmanagerConfig"]
+
+
+def test_long_bucket_names_keep_writer_and_reader_apart_and_aliases_valid() -> None:
+    from infra import names
+
+    bucket = "a" * 30 + "." + "b" * 32
+    writer, reader = names.iam_name(bucket, "writer"), names.iam_name(bucket, "reader")
+    assert writer != reader and len(writer) <= 64 and len(reader) <= 64
+    assert writer.endswith("-writer") and reader.endswith("-reader")
+    assert names.kms_alias("backups.example.com") == "alias/backups-example-com"
