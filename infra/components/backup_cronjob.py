@@ -97,6 +97,9 @@ def _backup_container(args: BackupCronJobArgs) -> dict[str, Any]:
             "BACKUP_DIR": BACKUP_DIR,
             "RETENTION_DAYS": str(args.retention_days),
             "KEEP_MIN": str(args.keep_min),
+            # This Job's upload container copies every set offsite: retention keeps those it
+            # has not marked yet (a bucket unreachable for longer than the retention loses none).
+            "RETAIN_UNTIL_OFFSITE": "1",
             "COMPRESSION": args.compression,
             "TMPDIR": "/tmp",  # noqa: S108 (an emptyDir of this pod)
             "HOME": "/tmp",  # noqa: S108

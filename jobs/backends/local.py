@@ -176,7 +176,10 @@ class LocalBackend:
 
     # -- the API -----------------------------------------------------------------------------
     def run_backup(self, db: str, keep_all: bool = False) -> BackupResult:
-        stdout, _ = self._run("backup.sh", db, {"SKIP_RETENTION": "1"} if keep_all else None)
+        extra = {"SKIP_RETENTION": "1"} if keep_all else {}
+        if self.settings.bucket:  # the sets go offsite after the backup: keep any not there yet
+            extra["RETAIN_UNTIL_OFFSITE"] = "1"
+        stdout, _ = self._run("backup.sh", db, extra or None)
         result = steps.summary(stdout, "backup.sh")
         if self.settings.bucket:
             self._run("upload.sh", db)

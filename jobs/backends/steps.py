@@ -146,6 +146,7 @@ PER_RUN_VARIABLES = frozenset(
         "DATABASE",
         "FETCH_TO",
         "RESTORE_STEP",
+        "RETAIN_UNTIL_OFFSITE",
         "SKIP_RETENTION",
         "SOURCE_DATABASE",
         "SOURCE_STACK",

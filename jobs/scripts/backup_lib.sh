@@ -206,7 +206,8 @@ delete_set() {
   rm -rf -- "$1"
 }
 
-# apply_retention: delete verified sets older than RETENTION_DAYS beyond the newest KEEP_MIN;
+# apply_retention: delete verified sets older than RETENTION_DAYS beyond the newest KEEP_MIN
+# (with RETAIN_UNTIL_OFFSITE=1 only those upload.sh marked offsite);
 # incomplete ones (no verified manifest, or .partial) once untouched for a day, never counted.
 # Then logs older than RETENTION_DAYS. Runs under the database lock, after a successful backup.
 # SKIP_RETENTION=1 (the fresh backup a restore takes first) deletes nothing: the set about to be
@@ -224,6 +225,10 @@ apply_retention() {
       verified=$((verified + 1))
       age=$((now - $(id_epoch "$id")))
       if ((verified > KEEP_MIN && age > max_age)); then
+        if [[ "${RETAIN_UNTIL_OFFSITE:-0}" == 1 && ! -f "$path/$OFFSITE_MARK" ]]; then
+          warn "retention: keeping $id ($((age / 86400)) days old): it is not offsite yet, and this is its only copy — see why the uploads fail (pgbackup status)"
+          continue
+        fi
         log "retention: deleting $id ($((age / 86400)) days old; $KEEP_MIN newer verified sets kept)"
         delete_set "$path"
         deleted=$((deleted + 1))

@@ -162,6 +162,12 @@ set_ids() {
   done | sort -V
 }
 
+# OFFSITE_MARK: written into a set's folder by upload.sh once its manifest is offsite (the set then
+# counts offsite). With RETAIN_UNTIL_OFFSITE=1 retention never deletes a set without it: a set
+# that never reached the bucket is the only copy there is.
+# shellcheck disable=SC2034  # used by upload.sh and backup_lib.sh
+readonly OFFSITE_MARK=".offsite"
+
 # latest_verified_id DB_DIR: the newest set whose manifest exists and says verified. Returns 1
 # (printing nothing) when there is none.
 latest_verified_id() {

@@ -46,7 +46,7 @@ local_sizes() {
     cd "$dir"
     shopt -s globstar nullglob dotglob
     for path in **; do
-      if [[ -f "$path" ]]; then files+=("$path"); fi
+      if [[ -f "$path" && "$path" != "$OFFSITE_MARK" ]]; then files+=("$path"); fi
     done
     if ((${#files[@]})); then stat --printf '%n\t%s\n' -- "${files[@]}"; fi
   ) >"$out" || die "$EX_STEP_FAILED" "cannot read the files of $dir" \
@@ -79,6 +79,14 @@ offsite_size() {
   return 1
 }
 
+# mark_offsite DIR URL: record on the volume that the set in DIR is offsite at URL, so that
+# retention may delete it (see OFFSITE_MARK). Not being able to write it only keeps the set longer.
+mark_offsite() {
+  printf '{"url":%s,"marked_at":"%s"}\n' "$(json_string "$2")" "$(utc_now)" \
+    >"$1/$OFFSITE_MARK" 2>/dev/null ||
+    warn "could not mark $1 as offsite: retention keeps it until a later upload marks it"
+}
+
 # upload_set DB ID: copy one set; adds to the totals.
 upload_set() {
   local db="$1" id="$2" dir="$BACKUP_DIR/$1/$2" key="$S3_BASE$1/$2/"
@@ -94,7 +102,8 @@ upload_set() {
   if ((n > 0)); then
     log "upload $db/$id: $n file(s), $pending_bytes bytes to $url"
     # --size-only: a file already offsite with the same size is not sent again (resume).
-    s3_aws s3 sync "$dir" "$url" --exclude manifest.json --size-only --only-show-errors \
+    s3_aws s3 sync "$dir" "$url" --exclude manifest.json --exclude "$OFFSITE_MARK" \
+      --size-only --only-show-errors \
       ${SSE_ARGS[@]+"${SSE_ARGS[@]}"} >&2 || s3_fail "uploading $db/$id"
   else
     log "upload $db/$id: every file already offsite, only the manifest is missing"
@@ -114,6 +123,7 @@ upload_set() {
   # A PUT that succeeded is stored whole: the manifest needs no listing of its own.
   size="$(stat -c %s -- "$dir/manifest.json")"
 
+  mark_offsite "$dir" "$url"
   SETS_UPLOADED=$((SETS_UPLOADED + 1))
   FILES_UPLOADED=$((FILES_UPLOADED + n + 1))
   BYTES_UPLOADED=$((BYTES_UPLOADED + pending_bytes + size))
@@ -142,6 +152,8 @@ upload_database() {
   for id in "${ids[@]}"; do
     if offsite_size "$DB_LISTING" "$S3_BASE$db/$id/manifest.json" >/dev/null; then
       log "upload $db/$id: already offsite"
+      [[ -f "$BACKUP_DIR/$db/$id/$OFFSITE_MARK" ]] ||
+        mark_offsite "$BACKUP_DIR/$db/$id" "s3://$S3_BUCKET/$S3_BASE$db/$id/"
       SETS_SKIPPED=$((SETS_SKIPPED + 1))
       continue
     fi

@@ -140,6 +140,7 @@ def test_containers_follow_the_contract(runs: dict[str, ProgramRun]) -> None:
         "7",
         "auto",
     )
+    assert backup["RETAIN_UNTIL_OFFSITE"] == "1"  # the upload container marks what it sent
     assert backup["CPU_LIMIT"]["resourceFieldRef"]["resource"] == "limits.cpu"
     secret = next(v for v in pod["volumes"] if v["name"] == "db-password")["secret"]
     assert secret["secretName"] == "vocab-app-postgres"

@@ -119,12 +119,15 @@ def version_counts(s3: LocalS3, bucket: str, prefix: str = "") -> dict[str, int]
     return counts
 
 
+OFFSITE_MARK = ".offsite"  # upload.sh's note on the volume that a set is offsite (never uploaded)
+
+
 def set_files(set_dir: Path) -> dict[str, bytes]:
-    """relative path -> content of every file of a set folder."""
+    """relative path -> content of every file of a set (not upload.sh's offsite mark)."""
     return {
         str(path.relative_to(set_dir)): path.read_bytes()
         for path in sorted(set_dir.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != OFFSITE_MARK
     }
 
 

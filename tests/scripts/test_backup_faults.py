@@ -180,6 +180,29 @@ def test_ten_failed_runs_never_cost_the_last_verified_set(
     assert len(complete_sets(backup_dir, dbname)) == 3
 
 
+def test_a_set_that_never_reached_the_bucket_outlives_its_retention(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """The bucket was unreachable for longer than RETENTION_DAYS: the sets it never received are
+    their only copy, and stay until an upload has marked them offsite."""
+    make_database(pg, dbname)
+    env = script_env(
+        pg, base_env, dbname, backup_dir, RETENTION_DAYS="7", KEEP_MIN="1", RETAIN_UNTIL_OFFSITE="1"
+    )
+    first = summary(run_script("backup.sh", env))["id"]
+    _age_set(backup_dir, dbname, first, "20200101t020000z")
+
+    kept = run_script("backup.sh", env)
+    assert kept.returncode == 0, kept.stderr
+    assert "20200101t020000z" in complete_sets(backup_dir, dbname)
+    assert "not offsite yet" in kept.stderr
+
+    (backup_dir / dbname / "20200101t020000z" / ".offsite").write_text("{}\n")
+    pruned = run_script("backup.sh", env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "20200101t020000z" not in complete_sets(backup_dir, dbname)
+
+
 def test_pg_dump_older_than_the_server_is_refused(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
 ) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from s3_helpers import (
+    OFFSITE_MARK,
     PREFIX,
     assert_no_credentials,
     aws_interrupter,
@@ -49,6 +51,11 @@ def test_uploads_every_verified_set_with_its_files_and_sse(
     }
     assert offsite_objects(s3, bucket) == expected  # neither the failed nor the partial set
     assert result["bytes"] == sum(expected.values())
+    # Each set is marked offsite on the volume (retention may then delete it); the failed is not.
+    for set_dir in (older, newer):
+        mark = json.loads((set_dir / OFFSITE_MARK).read_text())
+        assert mark["url"] == f"s3://{bucket}/{PREFIX}/app/{set_dir.name}/"
+    assert not (tmp_path / "app" / "20260121t020000z" / OFFSITE_MARK).exists()
     client = s3.client()
     for key in expected:
         head = client.head_object(Bucket=bucket, Key=key)
@@ -77,6 +84,10 @@ def test_one_database_when_named_and_a_second_run_skips_sets_already_offsite(
     assert (result["sets_uploaded"], result["sets_skipped"]) == (1, 1)
     assert result["uploaded"] == [f"app/{OLDER}"]
     assert set(version_counts(s3, bucket).values()) == {1}  # nothing of billing sent again
+    # A set found offsite without its mark (uploaded by an earlier version) gets it.
+    (tmp_path / "billing" / OLDER / OFFSITE_MARK).unlink()
+    assert run_script("upload.sh", env).returncode == 0
+    assert (tmp_path / "billing" / OLDER / OFFSITE_MARK).exists()
     head = s3.client().head_object(Bucket=bucket, Key=f"{PREFIX}/app/{OLDER}/manifest.json")
     assert head["ServerSideEncryption"] == "AES256"
 
