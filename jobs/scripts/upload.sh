@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Copy the complete backup sets of the volume to s3://$S3_BUCKET/$S3_PREFIX/<db>/<id>/.
 #
-# A set is copied only when it is complete and verified on the volume, and only when its manifest is
-# not offsite yet. Every file but the manifest goes first (a file already offsite with the same size
+# A set is copied only when it is complete and verified on the volume, its checksums still hold
+# there (one that rotted since its backup is skipped, and the run then fails with 65), and only
+# when its manifest is not offsite yet. Each set offsite gets `.offsite` on the volume (see
+# OFFSITE_MARK), which lets retention delete it. Every file but the manifest goes first (a file already offsite with the same size
 # is not sent again: that is how an interrupted upload resumes), then the sizes of everything are
 # checked with ListObjectsV2 (the writer may not GetObject/HeadObject), then the manifest goes last:
 # an offsite set without manifest is incomplete and nobody restores it. Nothing is ever deleted
@@ -157,6 +159,12 @@ upload_database() {
       SETS_SKIPPED=$((SETS_SKIPPED + 1))
       continue
     fi
+    # A set that rotted on the volume since its backup must not go offsite marked verified.
+    if ! check_sums "$BACKUP_DIR/$db/$id" >"$PRIVATE_TMP/sums.out" 2>&1; then
+      log "ERROR: upload $db/$id: not uploaded, it fails its checksums on the volume ($(head -n 1 "$PRIVATE_TMP/sums.out"))"
+      CORRUPT_IDS+=("$db/$id")
+      continue
+    fi
     upload_set "$db" "$id"
   done
 }
@@ -171,7 +179,7 @@ main() {
       "mount the backup volume there or set BACKUP_DIR"
 
   SETS_UPLOADED=0 SETS_SKIPPED=0 FILES_UPLOADED=0 BYTES_UPLOADED=0
-  UPLOADED_IDS=()
+  UPLOADED_IDS=() CORRUPT_IDS=()
   local -a databases=()
   db="${DATABASE:-${PGDATABASE:-}}"
   if [[ -n "$db" ]]; then
@@ -187,6 +195,10 @@ main() {
     upload_database "$db"
   done
 
+  if ((${#CORRUPT_IDS[@]} > 0)); then
+    die "$EX_CORRUPT" "${CORRUPT_IDS[*]} failed their checksums on the volume and were not uploaded (the other sets were)" \
+      "run pgbackup verify on them and take a new backup; the offsite copies already there are untouched"
+  fi
   local ids_json="" id
   for id in ${UPLOADED_IDS[@]+"${UPLOADED_IDS[@]}"}; do
     ids_json+="${ids_json:+,}$(json_string "$id")"

@@ -17,8 +17,11 @@ SOURCE_DATABASE="${SOURCE_DATABASE:-${PGDATABASE:-}}"
 require_folder_name PGDATABASE "$SOURCE_DATABASE"
 BACKUP_ID="${BACKUP_ID:-latest}"
 DB_DIR="$BACKUP_DIR/$SOURCE_DATABASE"
-require_tool pg_restore "$SHA256_TOOL" gzip
+require_tool pg_restore "$SHA256_TOOL" flock gzip
 init_private_tmp
+# A backup's retention may be deleting a set, or a fetch writing one: checked in between, a set
+# would look corrupt. 75 while one runs.
+if [[ -d "$DB_DIR" ]]; then lock_database_dir "$DB_DIR"; fi
 
 resolve_backup
 verify_source

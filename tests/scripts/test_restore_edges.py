@@ -1,13 +1,14 @@
 """restore.sh at the edges of its steps: a database someone else creates under the name it is about
 to create, a SIGTERM the moment the live database stops taking connections, a swap that fails, a
-set missing a data file, the comment put back in the swap's own transaction, and the server's
-maintenance database as the one restored."""
+set missing a data file, the comment put back in the swap's own transaction, the server's
+maintenance database as the one restored, and a verify while the folder is locked."""
 
 # SQL here is built from names the tests generate themselves (t_<hex>): nothing to inject.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -145,6 +146,19 @@ def test_a_set_missing_a_data_file_is_refused_by_verify_and_restore(
     assert restore.returncode == 65, restore.stderr
     assert "missing" in error_line(restore) or "differs" in error_line(restore)
     assert database_names(pg) == dbs
+
+
+def test_verify_waits_for_no_one_deleting_or_writing_sets(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """A retention run deleting the set being checked would make it look corrupt: verify is
+    refused (75) while the folder's lock is held, and passes once it is free."""
+    env = _backed_up(pg, base_env, dbname, backup_dir)
+    with (backup_dir / dbname / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = run_script("verify.sh", env)
+    assert locked.returncode == 75, locked.stderr
+    assert run_script("verify.sh", env).returncode == 0
 
 
 def test_restoring_the_postgres_database_runs_its_session_from_template1(

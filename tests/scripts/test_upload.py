@@ -224,3 +224,24 @@ def test_configuration_mistakes_are_refused(s3: LocalS3, bucket: str, tmp_path: 
         assert proc.returncode == 78
         assert len(error_lines(proc)) == 1
     assert offsite_objects(s3, bucket) == {}
+
+
+def test_a_set_that_rotted_on_the_volume_is_not_uploaded(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    """Verified when it was written, damaged since: it must not go offsite marked verified."""
+    rotten = make_set(tmp_path, "app", OLDER)
+    make_set(tmp_path, "app", NEWER)
+    data = next(p for p in (rotten / "dump").iterdir() if p.name != "toc.dat")
+    data.write_bytes(b"bit rot" + data.read_bytes()[7:])
+    env = offsite_env(s3, bucket, tmp_path, S3_SSE="AES256")
+
+    proc = run_script("upload.sh", env)
+
+    assert proc.returncode == 65, proc.stderr
+    assert f"app/{OLDER}" in error_lines(proc)[-1] and "checksums" in error_lines(proc)[-1]
+    uploaded = {
+        key.removeprefix(f"{PREFIX}/app/").split("/")[0] for key in offsite_objects(s3, bucket)
+    }
+    assert uploaded == {NEWER}  # the intact set still went
+    assert not (rotten / OFFSITE_MARK).exists()
