@@ -118,6 +118,9 @@ class StatusReport:
     # Other folders of the volume holding sets: (folder, sets, bytes). `.stacks/<stack>/<db>` are
     # rehearsal copies of another stack's sets; any other is another database's folder.
     other_folders: tuple[tuple[str, int, int], ...] = ()
+    # The drill CronJob's own record (last success, last failure; "" when none), where the
+    # backend has one (Kubernetes, when the stack has a drill); None: see `pgbackup drill`'s file.
+    drill_runs: tuple[str, str] | None = None
 
 
 class Backend(Protocol):

@@ -204,12 +204,15 @@ class KubernetesBackend(JobRunner):
             log=f"job/{manifest['metadata']['name']}",
         )
 
-    def run_cronjob_now(self, name: str, step: str) -> str:
-        """A Job made from the CronJob `name` (as `kubectl create job --from=cronjob`), followed to
-        its end; returns its log. Used for steps with a CronJob of their own, e.g. the drill."""
+    def run_cronjob_now(self, name: str, step: str, env: dict[str, str] | None = None) -> str:
+        """A Job made from the CronJob `name` (as `kubectl create job --from=cronjob`), with `env`
+        set in its containers, followed to its end; returns its log. Used for steps with a
+        CronJob of their own, e.g. the drill."""
         manifest = kube_jobs.manual_job(
             self._read_cronjob(name), kube_jobs.job_name(name, "manual")
         )
+        if env:
+            kube_jobs.add_env(manifest, env)
         return self._run_job(manifest, step)
 
     def _volume(self, db: str) -> tuple[list[BackupSet], dict[str, Any]]:
@@ -357,19 +360,35 @@ class KubernetesBackend(JobRunner):
     ) -> DownloadResult:
         return self._store(source_stack).download(db, backup_id, to_dir)
 
+    def _last_failure(self, cronjob: str, jobs: list[dict[str, Any]]) -> str:
+        """When the newest failed Job of `cronjob` (scheduled or made from it) failed, or ""."""
+        last = ""
+        for job in jobs:
+            meta = job.get("metadata") or {}
+            if not any(o.get("name") == cronjob for o in meta.get("ownerReferences") or []):
+                continue
+            for condition in (job.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "Failed" and condition.get("status") == "True":
+                    last = max(last, str(condition.get("lastTransitionTime") or ""))
+        return last
+
+    def _drill_runs(self, db: str, jobs: list[dict[str, Any]]) -> tuple[str, str] | None:
+        """The drill CronJob's last success and failure; None when the stack has no drill."""
+        name = self.stack.database(db).drill_cronjob
+        try:
+            cronjob = self._read_cronjob(name)
+        except PgBackupError as error:
+            if error.code == ExitCode.NOT_FOUND:
+                return None
+            raise
+        success = str((cronjob.get("status") or {}).get("lastSuccessfulTime") or "")
+        return success, self._last_failure(name, jobs)
+
     def status(self, db: str) -> StatusReport:
         objects = self._objects(db)
         cronjob = self._cronjob(db)
         spec, status = cronjob.get("spec") or {}, cronjob.get("status") or {}
-        last_failure = ""
-        for job in self._jobs():
-            meta = job.get("metadata") or {}
-            if not any(o.get("name") == objects.cronjob for o in meta.get("ownerReferences") or []):
-                continue
-            for condition in (job.get("status") or {}).get("conditions") or []:
-                if condition.get("type") == "Failed" and condition.get("status") == "True":
-                    when = str(condition.get("lastTransitionTime") or "")
-                    last_failure = max(last_failure, when)
+        jobs = self._jobs()
         notes: list[str] = []
         volume_sets, volume = self._volume(db)
         try:
@@ -382,7 +401,7 @@ class KubernetesBackend(JobRunner):
             schedule=f"{spec.get('schedule', '')} {spec.get('timeZone') or ''}".strip(),
             suspended=bool(spec.get("suspend")),
             last_success=str(status.get("lastSuccessfulTime") or ""),
-            last_failure=last_failure,
+            last_failure=self._last_failure(objects.cronjob, jobs),
             newest_volume=next((s for s in volume_sets if s.verified), None),
             newest_offsite=next((s for s in offsite if s.verified), None),
             volume_size_bytes=volume.get("size_bytes"),
@@ -391,4 +410,5 @@ class KubernetesBackend(JobRunner):
             # Each database has a volume of its own: no other folder belongs there.
             other_folders=steps.unexpected_folders(volume.get("folders") or [], expected=()),
             notes=tuple(notes),
+            drill_runs=self._drill_runs(db, jobs),
         )

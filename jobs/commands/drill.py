@@ -115,10 +115,17 @@ def _local_drill(backend: LocalBackend, db: str, where: str, backup_id: str) -> 
             shutil.rmtree(scratch_volume, ignore_errors=True)
 
 
-def _kubernetes_drill(target: Any, db: str) -> dict[str, Any]:
-    """A Job made from the drill CronJob, followed to its end (its status is the record)."""
+def _kubernetes_drill(target: Any, db: str, where: str, backup_id: str) -> dict[str, Any]:
+    """A Job made from the drill CronJob, followed to its end (its status is the record). An
+    offsite set is fetched onto the volume first (the reader's Job, checksums verified): the
+    copy a disaster recovery would restore is the one drilled."""
+    if where == "offsite":
+        backup_id = target.backend.resolve(db, backup_id, "offsite")
+        info(paint(f"==> fetch {backup_id} of {db} from offsite onto the volume", "bold"))
+        backup_id = target.backend.fetch(db, backup_id)
     name = target.stack.database(db).drill_cronjob
-    logs = target.backend.run_cronjob_now(name, "drill.sh")
+    chosen = None if backup_id == "latest" else {"BACKUP_ID": backup_id}  # the template's own
+    logs = target.backend.run_cronjob_now(name, "drill.sh", chosen)
     return summary(logs, "drill.sh")
 
 
@@ -137,13 +144,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(target.backend, LocalBackend):
             result = _local_drill(target.backend, db, args.where, args.backup_id)
         else:
-            if args.where != "volume" or args.backup_id != "latest":
-                raise PgBackupError(
-                    "on Kubernetes the drill restores the newest set on the volume",
-                    "drop --from/--backup-id, or fetch the set first (pgbackup download)",
-                    ExitCode.USAGE,
-                )
-            result = _kubernetes_drill(target, db)
+            result = _kubernetes_drill(target, db, args.where, args.backup_id)
     except PgBackupError as error:
         failed = {
             "event": "drill",

@@ -93,11 +93,24 @@ def _last_drill(path: Path) -> str:
     return ui.paint(f"FAILED {when}: {record.get('error', '')}", "red")
 
 
+def _cluster_drill(runs: tuple[str, str]) -> str:
+    """The drill CronJob's record: its Jobs, scheduled or made by `pgbackup drill`."""
+    success, failure = runs
+    if failure > success:
+        return ui.paint(f"FAILED {failure} (kubectl logs -l app=postgres-restore-drill)", "red")
+    if success:
+        return ui.paint(f"passed {success}", "green")
+    return "none yet (the drill CronJob has not run; pgbackup drill runs one now)"
+
+
 def run(args: argparse.Namespace) -> int:
     target = open_backend(args)
     report = target.backend.status(target.database)
     print_report(report)
     for note in other_folder_notes(report):
         ui.out(f"Also on volume:   {note}")
-    ui.out(f"Last drill:       {_last_drill(drill_record(target, target.database))}")
+    if report.drill_runs is not None:
+        ui.out(f"Last drill:       {_cluster_drill(report.drill_runs)}")
+    else:
+        ui.out(f"Last drill:       {_last_drill(drill_record(target, target.database))}")
     return 0

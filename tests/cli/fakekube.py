@@ -150,6 +150,8 @@ class FakeKube:
     """BatchV1Api + AppsV1Api + CoreV1Api in one object."""
 
     cronjob: dict[str, Any] = field(default_factory=staging_cronjob)
+    # Further CronJobs of the namespace (the drill's), by name.
+    other_cronjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     replicas: dict[str, int] = field(default_factory=lambda: {"vocab-app-api": 3})
     fail: dict[str, int] = field(default_factory=dict)  # "restore.sh:swap" -> exit code
     jobs: list[dict[str, Any]] = field(default_factory=list)
@@ -159,12 +161,10 @@ class FakeKube:
     # -- batch ---------------------------------------------------------------------------------
     def read_namespaced_cron_job(self, name: str, namespace: str) -> dict[str, Any]:
         self.calls.append(("read_cronjob", namespace, name))
-        if (
-            name != self.cronjob["metadata"]["name"]
-            or namespace != self.cronjob["metadata"]["namespace"]
-        ):
-            raise NotFound(f"cronjob {namespace}/{name}")
-        return copy.deepcopy(self.cronjob)
+        for cronjob in (self.cronjob, *self.other_cronjobs.values()):
+            if (cronjob["metadata"]["name"], cronjob["metadata"]["namespace"]) == (name, namespace):
+                return copy.deepcopy(cronjob)
+        raise NotFound(f"cronjob {namespace}/{name}")
 
     def list_namespaced_job(self, namespace: str) -> dict[str, Any]:
         self.calls.append(("list_jobs", namespace))

@@ -306,6 +306,40 @@ def test_status_reads_the_cronjob_and_an_inventory_job(
     assert created_steps(kube) == ["inventory.sh"]
 
 
+def test_status_shows_the_drill_cronjobs_own_record(
+    kube: FakeKube, stacks: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The monthly drill runs in the cluster: its Jobs are the record, not a file here."""
+    drill = "vocab-app-postgres-restore-drill"
+    kube.other_cronjobs[drill] = {
+        "metadata": {"name": drill, "namespace": NAMESPACE},
+        "status": {"lastSuccessfulTime": "2026-01-01T04:09:00Z"},
+    }
+    assert staging("status") == 0
+    assert "Last drill:       passed 2026-01-01T04:09:00Z" in capsys.readouterr().out
+
+    kube.jobs.append(
+        {
+            "metadata": {
+                "name": f"{drill}-29470000",
+                "namespace": NAMESPACE,
+                "ownerReferences": [{"kind": "CronJob", "name": drill}],
+            },
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "lastTransitionTime": "2026-02-01T04:07:00Z",
+                    }
+                ]
+            },
+        }
+    )
+    assert staging("status") == 0
+    assert "Last drill:       FAILED 2026-02-01T04:07:00Z" in capsys.readouterr().out
+
+
 # -- drill -----------------------------------------------------------------------------------------
 def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
     kube: FakeKube,
@@ -342,3 +376,36 @@ def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
         (tmp_path / "pgbackup" / "drill-staging-vocab_app_staging.json").read_text()
     )
     assert record["status"] == "passed"
+
+
+def test_a_drill_from_offsite_fetches_the_set_onto_the_volume_then_drills_that_set(
+    kube: FakeKube,
+    stacks: dict[str, str],
+    s3: LocalS3,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The copy a disaster recovery would restore is the one drilled."""
+    from infra.render import collect_resources
+    from jobs.backends.kube_runner import plain
+
+    drill = next(
+        r.inputs
+        for r in collect_resources("staging")
+        if r.type == "kubernetes:batch/v1:CronJob"
+        and r.inputs["metadata"]["name"] == "vocab-app-postgres-restore-drill"
+    )
+    kube.other_cronjobs[drill["metadata"]["name"]] = {
+        **plain(drill),
+        "metadata": {**plain(drill)["metadata"], "namespace": NAMESPACE, "uid": "drill-uid"},
+    }
+    put_offsite_set(s3, stacks["staging"], "vocab_app_staging", BACKUP_ID)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+
+    assert staging("drill", "--from", "offsite") == 0
+
+    assert created_steps(kube) == ["fetch.sh", "drill.sh"]
+    fetch, drilled = kube.created()
+    assert env_of(fetch)["BACKUP_ID"] == BACKUP_ID  # the newest offsite, resolved first
+    # The set just fetched, not whatever is newest on the volume.
+    assert env_of(drilled)["BACKUP_ID"] == BACKUP_ID
