@@ -396,6 +396,9 @@ class KubernetesBackend(JobRunner):
         except PgBackupError as error:
             offsite = []
             notes.append(f"offsite not listed: {error.message}")
+        else:
+            missing = steps.not_offsite_note(volume_sets, offsite)
+            notes += [missing] if missing else []
         return StatusReport(
             database=db,
             schedule=f"{spec.get('schedule', '')} {spec.get('timeZone') or ''}".strip(),

@@ -304,6 +304,10 @@ class LocalBackend:
         verified = [s for s in volume_sets if s.verified]
         failed = [s for s in volume_sets if s.status == "failed"]
         usage = shutil.disk_usage(self.backup_dir) if self.backup_dir.exists() else None
+        notes = ["local backend: no CronJob; schedule backups with your own scheduler"]
+        missing = steps.not_offsite_note(volume_sets, offsite) if self.settings.bucket else None
+        if missing:
+            notes.append(missing)
         return StatusReport(
             database=db,
             schedule="",
@@ -314,7 +318,7 @@ class LocalBackend:
             newest_offsite=next((s for s in offsite if s.verified), None),
             volume_size_bytes=int(volume.get("size_bytes") or (usage.total if usage else 0)),
             volume_used_bytes=int(volume.get("used_bytes") or (usage.used if usage else 0)),
-            notes=("local backend: no CronJob; schedule backups with your own scheduler",),
+            notes=tuple(notes),
             # BACKUP_DIR holds the folders of all the stack's databases (without a stack: any).
             other_folders=steps.unexpected_folders(
                 volume.get("folders") or [],

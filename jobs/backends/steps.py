@@ -123,6 +123,19 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
     return sorted(sets, key=lambda s: s.id, reverse=True), volume
 
 
+def not_offsite_note(volume: list[BackupSet], offsite: list[BackupSet]) -> str | None:
+    """A note naming the verified sets of the volume the bucket does not hold (verified) yet."""
+    there = {s.id for s in offsite if s.verified}
+    missing = sorted(s.id for s in volume if s.verified and s.id not in there)
+    if not missing:
+        return None
+    return (
+        f"{len(missing)} verified set(s) on the volume not offsite yet (oldest {missing[0]}): "
+        "the next upload sends them and retention keeps them until then; if this lasts, read "
+        "the upload's log (the backup Job's upload container)"
+    )
+
+
 def unexpected_folders(
     folders: list[tuple[str, int, int]], expected: Collection[str] | None
 ) -> tuple[tuple[str, int, int], ...]:

@@ -51,6 +51,15 @@ def test_list_shows_the_set_on_volume_and_offsite(local: Local) -> None:
     assert f"Newest (volume):  {backup_id}" in out
     assert f"Newest (offsite): {backup_id}" in out
     assert "Volume usage:" in out and "unknown" not in out
+    assert "not offsite yet" not in out
+
+    # A set the uploads never sent (the bucket was down that night) is named.
+    shutil.copytree(
+        local.backup_dir / local.db / backup_id, local.backup_dir / local.db / "20200101t020000z"
+    )
+    assert local.run("status") == 0
+    out, _ = local.output()
+    assert "1 verified set(s) on the volume not offsite yet (oldest 20200101t020000z)" in out
 
 
 def test_status_names_what_else_holds_sets_on_the_volume(local: Local) -> None:
