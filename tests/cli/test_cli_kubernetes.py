@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clihelp import TypedInput
@@ -341,13 +342,8 @@ def test_status_shows_the_drill_cronjobs_own_record(
 
 
 # -- drill -----------------------------------------------------------------------------------------
-def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
-    kube: FakeKube,
-    stacks: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def drill_cronjob() -> dict[str, Any]:
+    """The staging stack's drill CronJob as the API server would return it."""
     from infra.render import collect_resources
     from jobs.backends.kube_runner import plain
 
@@ -357,8 +353,19 @@ def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
         if r.type == "kubernetes:batch/v1:CronJob"
         and r.inputs["metadata"]["name"] == "vocab-app-postgres-restore-drill"
     )
-    kube.cronjob = {**plain(drill), "apiVersion": "batch/v1", "kind": "CronJob"}
-    kube.cronjob["metadata"].update(namespace=NAMESPACE, uid="drill-uid")
+    cronjob: dict[str, Any] = {**plain(drill), "apiVersion": "batch/v1", "kind": "CronJob"}
+    cronjob["metadata"].update(namespace=NAMESPACE, uid="drill-uid")
+    return cronjob
+
+
+def test_drill_runs_a_job_from_the_drill_cronjob_and_records_it(
+    kube: FakeKube,
+    stacks: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kube.cronjob = drill_cronjob()
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
 
     assert staging("drill") == 0
@@ -386,19 +393,8 @@ def test_a_drill_from_offsite_fetches_the_set_onto_the_volume_then_drills_that_s
     tmp_path: Path,
 ) -> None:
     """The copy a disaster recovery would restore is the one drilled."""
-    from infra.render import collect_resources
-    from jobs.backends.kube_runner import plain
-
-    drill = next(
-        r.inputs
-        for r in collect_resources("staging")
-        if r.type == "kubernetes:batch/v1:CronJob"
-        and r.inputs["metadata"]["name"] == "vocab-app-postgres-restore-drill"
-    )
-    kube.other_cronjobs[drill["metadata"]["name"]] = {
-        **plain(drill),
-        "metadata": {**plain(drill)["metadata"], "namespace": NAMESPACE, "uid": "drill-uid"},
-    }
+    drill = drill_cronjob()
+    kube.other_cronjobs[drill["metadata"]["name"]] = drill
     put_offsite_set(s3, stacks["staging"], "vocab_app_staging", BACKUP_ID)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
 

@@ -138,6 +138,29 @@ def test_a_set_whose_rows_differ_from_its_manifest_fails_as_corrupt(
     assert _databases(pg) == before
 
 
+def _drill_env(
+    tmp_path: Path, pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str], restore: str
+) -> dict[str, str]:
+    """The drill against the test server, with its call of restore.sh replaced by RESTORE (bash;
+    "$@" are restore.sh and its arguments, `$real_bash` the shell): a PATH whose `bash` does it."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    real_bash = shutil.which("bash")
+    (shims / "bash").write_text(
+        f"#!{real_bash}\nreal_bash={real_bash}\n"
+        f'if [[ "${{1:-}}" == */restore.sh ]]; then\n{restore}\nfi\n'
+        'exec "$real_bash" "$@"\n'
+    )
+    (shims / "bash").chmod(0o755)
+    return {
+        **base_env,
+        **pg.env(backed_up.database),
+        "BACKUP_DIR": str(backed_up.backup_dir),
+        "DRILL_SERVER": "external",
+        "PATH": f"{shims}:{base_env['PATH']}",
+    }
+
+
 @pytest.mark.parametrize(
     ("restore_exit", "drill_exit", "corrupt"),
     [(65, 65, True), (70, 65, True), (64, 64, False), (66, 66, False), (137, 70, False)],
@@ -152,21 +175,7 @@ def test_only_a_set_that_fails_to_restore_is_reported_corrupt(
     corrupt: bool,
 ) -> None:
     """A refusal or a kill (137: OOM) of the drill's restore says nothing against the set."""
-    shims = tmp_path / "shims"
-    shims.mkdir()
-    real_bash = shutil.which("bash")
-    (shims / "bash").write_text(
-        f'#!{real_bash}\n[[ "${{1:-}}" != */restore.sh ]] || exit {restore_exit}\n'
-        f'exec {real_bash} "$@"\n'
-    )
-    (shims / "bash").chmod(0o755)
-    env = {
-        **base_env,
-        **pg.env(backed_up.database),
-        "BACKUP_DIR": str(backed_up.backup_dir),
-        "DRILL_SERVER": "external",
-        "PATH": f"{shims}:{base_env['PATH']}",
-    }
+    env = _drill_env(tmp_path, pg, backed_up, base_env, f"exit {restore_exit}")
     done = run_script("drill.sh", env)
     assert done.returncode == drill_exit, done.stderr
     assert ("CORRUPT" in done.stderr) == corrupt
@@ -176,25 +185,13 @@ def test_the_drill_counts_the_rows_itself_after_the_restore(
     tmp_path: Path, pg: LocalPostgres, backed_up: BackedUp, base_env: dict[str, str]
 ) -> None:
     """Its own check, not only restore.sh's: here the restore passes, then a row goes missing."""
-    shims = tmp_path / "shims"
-    shims.mkdir()
-    real_bash = shutil.which("bash")
     psql = f"{pg.bindir}/psql -h {pg.sockets} -p {pg.port} -U postgres"
     lose_a_row = "DELETE FROM words WHERE ctid IN (SELECT ctid FROM words LIMIT 1)"
-    (shims / "bash").write_text(
-        f"#!{real_bash}\n"
-        f'if [[ "${{1:-}}" == */restore.sh ]]; then {real_bash} "$@" || exit $?;\n'
-        f'  {psql} -d "$TARGET_DATABASE" -c "{lose_a_row}" >/dev/null; exit 0; fi\n'
-        f'exec {real_bash} "$@"\n'
+    restore_then_lose_a_row = (
+        '"$real_bash" "$@" || exit $?\n'
+        f'{psql} -d "$TARGET_DATABASE" -c "{lose_a_row}" >/dev/null\nexit 0'
     )
-    (shims / "bash").chmod(0o755)
-    env = {
-        **base_env,
-        **pg.env(backed_up.database),
-        "BACKUP_DIR": str(backed_up.backup_dir),
-        "DRILL_SERVER": "external",
-        "PATH": f"{shims}:{base_env['PATH']}",
-    }
+    env = _drill_env(tmp_path, pg, backed_up, base_env, restore_then_lose_a_row)
     done = run_script("drill.sh", env)
     assert done.returncode == CORRUPT, done.stderr
     assert "CORRUPT" in done.stderr and "words" in done.stderr

@@ -150,6 +150,19 @@ def make_database(pg: LocalPostgres, name: str, rows: int = 100) -> None:
     )
 
 
+def backed_up_database(
+    pg: LocalPostgres, base_env: Mapping[str, str], name: str, backup_dir: Path, rows: int = 100
+) -> tuple[dict[str, str], str]:
+    """make_database, one backup of it (its env and set id), then one more row in the live
+    database: from there on the live database differs from the backup."""
+    make_database(pg, name, rows)
+    env = script_env(pg, base_env, name, backup_dir)
+    backup = run_script("backup.sh", env)
+    assert backup.returncode == 0, backup.stderr
+    pg.psql("INSERT INTO items VALUES (-1, 'written after the backup')", name)
+    return env, str(summary(backup)["id"])
+
+
 def rich_database(pg: LocalPostgres, name: str, suffix: str) -> dict[str, str]:
     """A database with what a restore tends to lose: roles, grants, owners, sequences, a
     partitioned table, a materialized view, an enum, non-ASCII names and comments, and

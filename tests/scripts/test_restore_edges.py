@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from pg_script_helpers import (
+    backed_up_database,
     database_names,
     error_line,
     latest_set,
@@ -28,17 +29,6 @@ from pg_script_helpers import (
 )
 
 from jobs.local.postgres import LocalPostgres
-
-
-def _backed_up(
-    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
-) -> dict[str, str]:
-    make_database(pg, dbname, 100)
-    env = script_env(pg, base_env, dbname, backup_dir)
-    backup = run_script("backup.sh", env)
-    assert backup.returncode == 0, backup.stderr
-    pg.psql("INSERT INTO items VALUES (-1, 'written after the backup')", dbname)
-    return env
 
 
 def _with_psql(
@@ -57,7 +47,7 @@ def _allows_connections(pg: LocalPostgres, database: str) -> str:
 def test_a_database_created_by_someone_else_meanwhile_is_never_dropped(
     tmp_path: Path, pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     target = f"{dbname}_copy"
     admin = f"{pg.bindir}/psql -h {pg.sockets} -p {pg.port} -U postgres"
     # Just before restore.sh creates the target, another client creates it and writes to it.
@@ -77,7 +67,7 @@ def test_a_database_created_by_someone_else_meanwhile_is_never_dropped(
 def test_sigterm_as_the_live_database_stops_taking_connections_lets_them_back_in(
     tmp_path: Path, pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     marker = tmp_path / "refused"
     # The real ALTER commits, then the step is stopped (a deadline, `kubectl delete job`).
     slow = (
@@ -97,7 +87,7 @@ def test_sigterm_as_the_live_database_stops_taking_connections_lets_them_back_in
 def test_a_failed_swap_leaves_the_live_database_serving_and_says_so_on_stdout(
     tmp_path: Path, pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     failing = (
         'if [[ " $* " == *swap.sql* ]]; then echo "psql:swap.sql:2: ERROR:  out of shared memory"'
         " >&2; exit 3; fi"
@@ -132,7 +122,7 @@ def test_the_comment_comes_back_in_the_swaps_transaction(
 def test_a_set_missing_a_data_file_is_refused_by_verify_and_restore(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     set_dir = latest_set(backup_dir, dbname)
     sums = (set_dir / "SHA256SUMS").read_text().splitlines()
     (victim,) = [line for line in sums if line.endswith(".dat.zst") or line.endswith(".dat.gz")][:1]
@@ -153,7 +143,7 @@ def test_verify_waits_for_no_one_deleting_or_writing_sets(
 ) -> None:
     """A retention run deleting the set being checked would make it look corrupt: verify is
     refused (75) while the folder's lock is held, and passes once it is free."""
-    env = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     with (backup_dir / dbname / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         locked = run_script("verify.sh", env)

@@ -12,6 +12,7 @@ import gzip
 from pathlib import Path
 
 from pg_script_helpers import (
+    backed_up_database,
     database_names,
     error_line,
     kill_step,
@@ -30,18 +31,6 @@ from pg_script_helpers import (
 from jobs.local.postgres import LocalPostgres, free_port
 
 
-def _backed_up(
-    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, rows: int = 100
-) -> tuple[dict[str, str], str]:
-    make_database(pg, dbname, rows)
-    env = script_env(pg, base_env, dbname, backup_dir)
-    backup = run_script("backup.sh", env)
-    assert backup.returncode == 0, backup.stderr
-    # The live database differs from the backup from here on.
-    pg.psql("INSERT INTO items VALUES (-1, 'written after the backup')", dbname)
-    return env, summary(backup)["id"]
-
-
 def _assert_untouched(pg: LocalPostgres, dbname: str, dump: str, dbs: set[str]) -> None:
     assert pg_dump_text(pg, dbname) == dump
     assert database_names(pg) == dbs
@@ -51,7 +40,7 @@ def _assert_untouched(pg: LocalPostgres, dbname: str, dump: str, dbs: set[str]) 
 def test_flipped_byte_is_refused_before_anything_is_touched(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, _ = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     data = max(
         (latest_set(backup_dir, dbname) / "dump").glob("[0-9]*.dat*"),
         key=lambda p: p.stat().st_size,
@@ -74,7 +63,7 @@ def test_flipped_byte_is_refused_before_anything_is_touched(
 def test_incomplete_sets_are_never_restored(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, set_id = _backed_up(pg, base_env, dbname, backup_dir)
+    env, set_id = backed_up_database(pg, base_env, dbname, backup_dir)
     dump, dbs = pg_dump_text(pg, dbname), database_names(pg)
     (backup_dir / dbname / set_id / "manifest.json").unlink()
     result = run_script("restore.sh", {**env, "BACKUP_ID": set_id})
@@ -90,7 +79,7 @@ def test_incomplete_sets_are_never_restored(
 def test_unreachable_server_is_refused(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, _ = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     dump, dbs = pg_dump_text(pg, dbname), database_names(pg)
     result = run_script("restore.sh", {**env, "PGPORT": str(free_port())})
     assert result.returncode == 69
@@ -101,7 +90,7 @@ def test_unreachable_server_is_refused(
 def test_pg_restore_older_than_the_archive_is_refused(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path, tmp_path: Path
 ) -> None:
-    env, _ = _backed_up(pg, base_env, dbname, backup_dir)
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
     dump, dbs = pg_dump_text(pg, dbname), database_names(pg)
     path = tool_shims(tmp_path, pg, {"pg_restore": (
         '[[ "$1" == --version ]] && { echo "pg_restore (PostgreSQL) 14.9"; exit 0; }\n'
@@ -118,7 +107,7 @@ def test_pg_restore_older_than_the_archive_is_refused(
 def test_restore_killed_half_way_leaves_the_live_database_as_it_was(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, set_id = _backed_up(pg, base_env, dbname, backup_dir, rows=300_000)
+    env, set_id = backed_up_database(pg, base_env, dbname, backup_dir, rows=300_000)
     dump, dbs = pg_dump_text(pg, dbname), database_names(pg)
     side = f"{dbname}__restore_{set_id}"
 
@@ -145,7 +134,7 @@ def test_restore_killed_half_way_leaves_the_live_database_as_it_was(
 def test_target_database_restores_beside_without_swapping(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, set_id = _backed_up(pg, base_env, dbname, backup_dir)
+    env, set_id = backed_up_database(pg, base_env, dbname, backup_dir)
     dump = pg_dump_text(pg, dbname)
     target = f"{dbname}_copy"
     result = run_script("restore.sh", {**env, "TARGET_DATABASE": target})
@@ -163,7 +152,7 @@ def test_target_database_restores_beside_without_swapping(
 def test_prepare_then_swap(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
-    env, set_id = _backed_up(pg, base_env, dbname, backup_dir)
+    env, set_id = backed_up_database(pg, base_env, dbname, backup_dir)
     swap_first = run_script("restore.sh", {**env, "RESTORE_STEP": "swap"})
     assert swap_first.returncode == 66 and "prepare" in error_line(swap_first)
 
@@ -226,7 +215,7 @@ def test_another_stacks_set_under_our_id_is_restored_from_its_own_folder(
 ) -> None:
     # Staging's own set X of the database (100 rows), and production's set of a database with the
     # same name under the same id (both back up at 02:00), fetched for a rehearsal (102 rows).
-    env, own_id = _backed_up(pg, base_env, dbname, backup_dir)
+    env, own_id = backed_up_database(pg, base_env, dbname, backup_dir)
     own_files = {
         p: p.read_bytes() for p in (backup_dir / dbname / own_id).rglob("*") if p.is_file()
     }
