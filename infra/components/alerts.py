@@ -79,7 +79,14 @@ def rules(args: AlertsArgs) -> list[dict[str, Any]]:
     hours = args.no_backup_hours * 3600
     volume = f'namespace="{ns}", persistentvolumeclaim="{args.pvc_name}"'
     window = f"{args.no_backup_hours}h"
-    labels = {"severity": "critical", "database": args.database, "pgbackup": "true"}
+    # `namespace`: the Prometheus Operator routes an AlertmanagerConfig's alerts by it, and every
+    # expression here aggregates it away.
+    labels = {
+        "severity": "critical",
+        "database": args.database,
+        "namespace": ns,
+        "pgbackup": "true",
+    }
     result: list[dict[str, Any]] = [
         {
             "alert": "PostgresBackupJobFailed",
