@@ -115,7 +115,10 @@ def inventory(text: str, db: str | None) -> tuple[list[BackupSet], dict[str, Any
                 database="(legacy)" if legacy else str(line.get("database") or db or ""),
                 id=str(line["id"]),
                 bytes=int(line.get("bytes") or 0),
-                status=str(line.get("status") or "") if complete else "incomplete",
+                # Incomplete, or set aside as corrupt by an upload (`<id>.corrupt`).
+                status=str(line.get("status") or "")
+                if complete
+                else ("corrupt" if line.get("status") == "corrupt" else "incomplete"),
                 finished_at=str(line.get("finished_at") or ""),
                 where="volume",
             )
@@ -244,13 +247,16 @@ def pick_volume_set(sets: list[BackupSet], db: str, backup_id: str, where: str) 
     for candidate in sets:
         if backup_id == "latest" and candidate.verified:
             return candidate.id
+        if candidate.id == backup_id and candidate.status in ("incomplete", "corrupt"):
+            why = "has no manifest (incomplete)"
+            if candidate.status == "corrupt":
+                why = "failed its checksums and was set aside (<id>.corrupt)"
+            raise PgBackupError(
+                f"set {backup_id} of {db} {why}",
+                "pick a complete set from `pgbackup list`",
+                ExitCode.CORRUPT,
+            )
         if candidate.id == backup_id:
-            if candidate.status == "incomplete":
-                raise PgBackupError(
-                    f"set {backup_id} of {db} has no manifest (incomplete)",
-                    "pick a complete set from `pgbackup list`",
-                    ExitCode.CORRUPT,
-                )
             return candidate.id
     if backup_id == "latest":
         raise PgBackupError(

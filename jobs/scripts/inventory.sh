@@ -14,10 +14,11 @@ SUMMARY_EVENT=inventory
 [[ -d "$BACKUP_DIR" ]] || die "$EX_NOT_FOUND" "BACKUP_DIR $BACKUP_DIR does not exist" \
   "mount the backup volume there (or set BACKUP_DIR)"
 
-# set_line DB ID PATH COMPLETE: one set as JSON.
+# set_line DB ID PATH COMPLETE [STATUS]: one set as JSON (STATUS of an incomplete one, default
+# incomplete).
 set_line() {
   local db="$1" id="$2" path="$3" complete="$4" manifest="$3/manifest.json" status bytes finished
-  status="incomplete"
+  status="${5:-incomplete}"
   bytes=""
   finished=""
   if [[ "$complete" == true && -f "$manifest" ]]; then
@@ -45,6 +46,8 @@ for db_path in "$BACKUP_DIR"/*/; do
       set_line "$db" "$name" "${set_path%/}" true
     elif [[ "$name" == *.partial ]] && is_backup_id "${name%.partial}"; then
       set_line "$db" "${name%.partial}" "${set_path%/}" false
+    elif [[ "$name" == *.corrupt ]] && is_backup_id "${name%.corrupt}"; then
+      set_line "$db" "${name%.corrupt}" "${set_path%/}" false corrupt # set aside by upload.sh
     fi
   done
 done

@@ -2,7 +2,8 @@
 # Copy the complete backup sets of the volume to s3://$S3_BUCKET/$S3_PREFIX/<db>/<id>/.
 #
 # A set is copied only when it is complete and verified on the volume, its checksums still hold
-# there (one that rotted since its backup is skipped, and the run then fails with 65), and only
+# there (one that rotted since its backup is moved aside to <id>.corrupt, and this run then fails
+# with 65), and only
 # when its manifest is not offsite yet. Each set offsite gets `.offsite` on the volume (see
 # OFFSITE_MARK), which lets retention delete it. Every file but the manifest goes first (a file already offsite with the same size
 # is not sent again: that is how an interrupted upload resumes), then the sizes of everything are
@@ -160,13 +161,29 @@ upload_database() {
       continue
     fi
     # A set that rotted on the volume since its backup must not go offsite marked verified.
-    if ! check_sums "$BACKUP_DIR/$db/$id" >"$PRIVATE_TMP/sums.out" 2>&1; then
+    if ! check_manifest_files "$BACKUP_DIR/$db/$id" >"$PRIVATE_TMP/sums.out" 2>&1 ||
+      ! check_sums "$BACKUP_DIR/$db/$id" >"$PRIVATE_TMP/sums.out" 2>&1; then
       log "ERROR: upload $db/$id: not uploaded, it fails its checksums on the volume ($(head -n 1 "$PRIVATE_TMP/sums.out"))"
+      set_aside "$db" "$id"
       CORRUPT_IDS+=("$db/$id")
       continue
     fi
     upload_set "$db" "$id"
   done
+}
+
+# set_aside DB ID: rename a set that fails its checksums to <id>.corrupt, under the database's
+# lock (never under a running backup or restore): no longer a set, it is not restored, counted,
+# retried by every later upload or kept by retention as a set never offsite; it stays for a look.
+set_aside() {
+  local dir="$BACKUP_DIR/$1/$2" fd
+  if exec {fd}>>"$BACKUP_DIR/$1/.lock" 2>/dev/null && flock -n "$fd" &&
+    mv -T -- "$dir" "$dir.corrupt" 2>/dev/null; then
+    log "upload $1/$2: moved aside to $dir.corrupt (remove it once looked at)"
+  else
+    warn "upload $1/$2: could not move it aside to $dir.corrupt (the database is locked or the volume read-only); the next upload checks it again"
+  fi
+  [[ -z "${fd:-}" ]] || exec {fd}>&-
 }
 
 main() {
@@ -197,7 +214,7 @@ main() {
 
   if ((${#CORRUPT_IDS[@]} > 0)); then
     die "$EX_CORRUPT" "${CORRUPT_IDS[*]} failed their checksums on the volume and were not uploaded (the other sets were)" \
-      "run pgbackup verify on them and take a new backup; the offsite copies already there are untouched"
+      "the volume's storage damaged them: check it, take a new backup (pgbackup backup), and remove the <id>.corrupt folders once looked at"
   fi
   local ids_json="" id
   for id in ${UPLOADED_IDS[@]+"${UPLOADED_IDS[@]}"}; do

@@ -79,6 +79,11 @@ def test_backup_set_follows_the_contract(
         ("billing", 2),
     ]
     assert all(f["bytes"] >= manifest["total_bytes"] for f in folders)
+    # A set an upload set aside as corrupt is listed as such, never as one to restore.
+    shutil.copytree(set_dir, backup_dir / dbname / "20200101t020000z.corrupt")
+    lines = [json.loads(line) for line in run_script("inventory.sh", env).stdout.splitlines()]
+    aside = next(line for line in lines if line.get("id") == "20200101t020000z")
+    assert (aside["status"], aside["complete"]) == ("corrupt", False)
 
 
 def test_backup_by_a_role_that_is_not_superuser_saves_roles_without_passwords(

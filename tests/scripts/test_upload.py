@@ -244,4 +244,11 @@ def test_a_set_that_rotted_on_the_volume_is_not_uploaded(
         key.removeprefix(f"{PREFIX}/app/").split("/")[0] for key in offsite_objects(s3, bucket)
     }
     assert uploaded == {NEWER}  # the intact set still went
-    assert not (rotten / OFFSITE_MARK).exists()
+    # Set aside, so that it is neither retried by every later upload nor kept by retention as a
+    # set never offsite: the next run passes.
+    assert not rotten.exists()
+    aside = tmp_path / "app" / f"{OLDER}.corrupt"
+    assert aside.is_dir() and not (aside / OFFSITE_MARK).exists()
+    again = run_script("upload.sh", env)
+    assert again.returncode == 0, again.stderr
+    assert summary(again)["sets_skipped"] == 1
