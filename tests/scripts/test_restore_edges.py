@@ -119,6 +119,25 @@ def test_the_comment_comes_back_in_the_swaps_transaction(
     assert pg.psql(comment) == "vocabulary of the app"  # not the side database's prepared mark
 
 
+def test_a_comment_that_cannot_be_put_back_undoes_the_whole_swap(
+    tmp_path: Path, pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """All or nothing: a failure putting the comment back (here a broken statement) leaves the
+    live database in place, never a swapped one reported as a failed restore."""
+    env, _ = backed_up_database(pg, base_env, dbname, backup_dir)
+    real = f"{pg.bindir}/psql"
+    break_the_comment = (
+        'args=(); for a in "$@"; do if [[ "$a" == */swap.sql ]]; then\n'
+        '  sed "s/COMMENT ON DATABASE /COMMENT ON DATABAS /" "$a" >"$a.broken"; a="$a.broken"; fi\n'
+        f'  args+=("$a"); done; exec {real} "${{args[@]}}"'
+    )
+    result = run_script("restore.sh", _with_psql(tmp_path, pg, env, break_the_comment))
+    assert result.returncode == 70, result.stderr
+    assert pg.psql("SELECT count(*) FROM items", dbname) == "101"  # still the live data
+    assert _allows_connections(pg, dbname) == "t"
+    assert not [d for d in database_names(pg) if "__pre_restore_" in d]
+
+
 def test_a_set_missing_a_data_file_is_refused_by_verify_and_restore(
     pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
 ) -> None:
