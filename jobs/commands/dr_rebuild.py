@@ -96,6 +96,20 @@ def cluster_of(kubeconfig: Path, context: str | None) -> str:
         return str(kubeconfig)
 
 
+def held_replicas(state_file: Path) -> dict[str, int]:
+    """The app's replica counts an unfinished rebuild recorded before holding it at 0."""
+    import json
+
+    try:
+        data = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("finished_at") is not None:
+        return {}
+    replicas = (data.get("facts") or {}).get("app_replicas") or {}
+    return {str(k): int(v) for k, v in replicas.items()} if isinstance(replicas, dict) else {}
+
+
 def build_rebuild(args: argparse.Namespace, engine: StackEngine | None = None) -> KubernetesRebuild:
     """The steps for this command line; nothing is contacted until a step runs."""
     from infra.config import load_stack_config
@@ -158,6 +172,7 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         )
     incident = since.timestamp() if since else time.time()
     target = f"{rebuild.database} on {cluster_of(rebuild.kubeconfig, args.context)}"
+    held = held_replicas(state_file) if args.fresh else {}
     if args.fresh and state_file.exists() and not args.dry_run:
         state_file.unlink()
     state = (
@@ -165,6 +180,9 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         if args.fresh
         else RebuildState.load_or_new(state_file, args.stack, incident, target)
     )
+    if held:
+        # An unfinished rebuild held the app: starting over must still give its replicas back.
+        state.facts["app_replicas"] = held
     if since and since.timestamp() < state.incident_at:
         # The loss happened before this rebuild's first run: the RTO counts from the loss.
         state.incident_at = since.timestamp()

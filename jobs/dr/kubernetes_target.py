@@ -85,17 +85,16 @@ class KubernetesRebuild:
         outputs = self.engine.up(relay)
         return f"pulumi up done ({len(outputs)} stack outputs)"
 
-    def hold_app(self, state: RebuildState) -> str:
+    def _hold(self, state: RebuildState) -> dict[str, int]:
+        """Scale the app's Deployments to 0, their counts recorded first (and a count an earlier
+        try recorded kept: that try may have scaled some to 0 before it failed)."""
         backend = self.backend()
         try:
             found = backend.app_replicas()
         except PgBackupError as error:
             if error.code != ExitCode.NOT_FOUND:
                 raise
-            # The app's chart is not deployed in the new cluster yet: nothing can write.
-            found = {}
-        # Recorded before scaling, and a count recorded by an earlier try of this step is kept:
-        # that try may have scaled some Deployments to 0 before it failed.
+            found = {}  # the app's chart is not in the new cluster (yet): nothing can write
         replicas = dict(state.facts.get("app_replicas") or {})
         for name, count in found.items():
             if count or name not in replicas:
@@ -103,10 +102,14 @@ class KubernetesRebuild:
         state.facts["app_replicas"] = replicas
         state.save()
         backend.scale_app({name: 0 for name in found})
+        return replicas
+
+    def hold_app(self, state: RebuildState) -> str:
+        replicas = self._hold(state)
         if not replicas:
             return (
-                "no app Deployment in the namespace yet: install the app only once the rebuild "
-                "is done (or before it, so that it is held here)"
+                "no app Deployment in the namespace yet (one that appears later is held "
+                "before the restore)"
             )
         return "app held at 0 replicas: " + ", ".join(f"{n} (was {r})" for n, r in replicas.items())
 
@@ -141,6 +144,9 @@ class KubernetesRebuild:
     def restore(self, state: RebuildState) -> str:
         backup_id = str(state.facts["backup_id"])
         backend = self.backend()
+        # Again: the app's chart may have been installed since the hold (the guide's order, or a
+        # re-run after wait_ready asked for it); nothing may write while the data comes back.
+        self._hold(state)
         prepared = backend.restore_prepare(self.database, backup_id)
         result = backend.restore_swap(prepared)
         # The checks against the manifest ran in the prepare step (tables, exact row counts);
@@ -156,12 +162,14 @@ class KubernetesRebuild:
         backup_id = str(state.facts["backup_id"])
         checked = self.backend().verify(self.database, backup_id, "volume")
         restore: dict[str, Any] = state.facts.get("restore") or {}
-        if not checked.ok or restore.get("status") != "restored" or not restore.get("tables"):
+        # 0 tables is a database without tables, as its manifest says; None: no check reported.
+        tables_checked = restore.get("tables") is not None
+        if not checked.ok or restore.get("status") != "restored" or not tables_checked:
             raise PgBackupError(
                 f"verification of the restored {self.database} failed (set {backup_id}: "
                 f"{'checksums ok' if checked.ok else 'checksums differ'}, restore "
-                f"{restore.get('status') or 'not reported'}, {restore.get('tables') or 'no'} "
-                "tables checked)",
+                f"{restore.get('status') or 'not reported'}, "
+                f"{'tables checked' if tables_checked else 'no check of its tables'})",
                 "read the restore Job's log; the set is kept on the volume for another try",
                 ExitCode.CORRUPT,
             )

@@ -54,7 +54,7 @@ class FakeCluster:
     only renames."""
 
     def __init__(
-        self, events: list[str], fail_fetch: int = 0, fail_scale: str = "", tables: int = 4
+        self, events: list[str], fail_fetch: int = 0, fail_scale: str = "", tables: int | None = 4
     ) -> None:
         self.events = events
         self.fail_fetch = fail_fetch
@@ -90,7 +90,9 @@ class FakeCluster:
 
     def restore_prepare(self, db: str, backup_id: str, **_: Any) -> PreparedRestore:
         self.events.append(f"restore_prepare {backup_id}")
-        summary = {"status": "prepared", "tables": self.tables, "row_counts": "exact"}
+        summary: dict[str, Any] = {"status": "prepared", "row_counts": "exact"}
+        if self.tables is not None:  # None: a prepare step that reported no check
+            summary["tables"] = self.tables
         return PreparedRestore(db, backup_id, f"{db}__restore_{backup_id}", summary=summary)
 
     def restore_swap(self, prepared: PreparedRestore) -> RestoreResult:
@@ -195,13 +197,51 @@ def test_a_hold_that_failed_half_way_still_gives_every_deployment_its_replicas_b
     assert cluster.replicas == {"vocab-app-api": 3, "vocab-app-worker": 2}
 
 
+def test_an_app_installed_after_the_hold_is_held_before_the_restore(tmp_path: Path) -> None:
+    """The guide installs the chart; if that happens during the rebuild (wait_ready asks for
+    it), the app must not write while the data comes back, and gets its replicas back after."""
+    events: list[str] = []
+    cluster = FakeCluster(events)
+    cluster.replicas = {}  # nothing installed yet when the hold runs
+    rebuild, _ = _rebuild(tmp_path, events, cluster, ready_after=0)
+    steps = rebuild.steps()
+    state = RebuildState(tmp_path / "dr.json", "staging", incident_at=INCIDENT)
+    hold = next(i for i, step in enumerate(steps) if step.name == "hold_app")
+    run_steps(steps[: hold + 1], state)
+    cluster.replicas = {"vocab-app-api": 3}  # the chart, installed now
+
+    run_steps(steps, state)
+    assert events.index("scale vocab-app-api=0") < events.index(f"restore_prepare {BEFORE}")
+    assert cluster.replicas == {"vocab-app-api": 3}
+
+
+def test_starting_over_with_fresh_still_gives_the_held_app_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --since too early fails at the fetch, after the hold; the fix the error gives is
+    --fresh, which must not forget the counts recorded before the app was scaled to 0."""
+    events: list[str] = []
+    cluster = FakeCluster(events)
+    monkeypatch.setattr(dr_rebuild.KubernetesRebuild, "backend", lambda self: cluster)
+    monkeypatch.setattr(dr_rebuild.KubernetesRebuild, "wait_ready", lambda self, state: "ready")
+    kubeconfig = _kubeconfig(tmp_path, "https://new.example")
+    with pytest.raises(PgBackupError) as early:
+        dr_rebuild.run(_args(tmp_path, kubeconfig, since="2026-01-19T01:00:00Z"), FakeEngine([]))
+    assert early.value.code == ExitCode.NOT_FOUND
+    assert cluster.replicas == {"vocab-app-api": 0, "vocab-app-worker": 0}
+
+    assert dr_rebuild.run(_args(tmp_path, kubeconfig, fresh=True), FakeEngine([])) == 0
+    assert cluster.replicas == {"vocab-app-api": 3, "vocab-app-worker": 2}
+
+
 def test_a_restore_that_checked_no_table_is_not_reported_verified(tmp_path: Path) -> None:
     events: list[str] = []
-    rebuild, _ = _rebuild(tmp_path, events, FakeCluster(events, tables=0), ready_after=0)
+    rebuild, _ = _rebuild(tmp_path, events, FakeCluster(events, tables=None), ready_after=0)
     state = RebuildState(tmp_path / "dr.json", "staging", incident_at=INCIDENT)
     with pytest.raises(PgBackupError) as error:
         run_steps(rebuild.steps(), state)
-    assert error.value.code == ExitCode.CORRUPT and "no tables checked" in error.value.message
+    assert error.value.code == ExitCode.CORRUPT
+    assert "no check of its tables" in error.value.message
     assert "release_app" not in state.steps  # the app stays held on an unverified database
 
 
