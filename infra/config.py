@@ -332,14 +332,6 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
     ttl = r.number("ttlSecondsAfterFinished", default=8 * 86400, minimum=3600)
     retention = r.number("retentionDays", default=30, minimum=1)
     base = names.backup_base(release, key if index > 0 else None)
-    for cronjob in (names.cronjob(base), names.drill_cronjob(base)):
-        if len(cronjob) > MAX_CRONJOB_NAME:
-            r.fail(
-                "key" if index > 0 else "name",
-                f"the CronJob name {cronjob!r} would be {len(cronjob)} characters; Kubernetes "
-                f"allows {MAX_CRONJOB_NAME}",
-                "shorten pgbackup:release" + (" or this database's key" if index > 0 else ""),
-            )
     return DatabaseConfig(
         index=index,
         key=key,
@@ -512,6 +504,20 @@ def _alerts(r: Reader) -> AlertsConfig:
     )
 
 
+def _check_cronjob_names(top: Reader, databases: tuple[DatabaseConfig, ...], drill: bool) -> None:
+    """The CronJobs' names (the drill's only when there is one) within what Kubernetes allows;
+    the key at fault is the release, or a further database's key that lengthens them."""
+    for i, db in enumerate(databases):
+        for cronjob in (db.cronjob_name, *([db.drill_cronjob_name] if drill else [])):
+            if len(cronjob) > MAX_CRONJOB_NAME:
+                top.fail(
+                    f"databases[{i}].key" if i > 0 else "release",
+                    f"the CronJob name {cronjob!r} would be {len(cronjob)} characters; "
+                    f"Kubernetes allows {MAX_CRONJOB_NAME}",
+                    "shorten pgbackup:release" + (" or this database's key" if i > 0 else ""),
+                )
+
+
 def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> StackConfig:
     """Validate the `pgbackup:` keys (without prefix) of one stack; raise ConfigError at the first
     problem, naming the key."""
@@ -538,6 +544,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str, region: str = "") -> 
         check_dns_label(top, f"appDeployments[{i}]", app, 253)
     drill = top.obj("drill", {})
     drill.allow("enabled", "schedule", "timeZone")
+    _check_cronjob_names(top, databases, drill.flag("enabled", default=False))
     return StackConfig(
         stack=stack,
         region=region,

@@ -342,18 +342,23 @@ def check_labels(r: Reader, key: str) -> tuple[tuple[str, str], ...]:
 
 
 def check_endpoint_url(r: Reader, key: str) -> str:
-    """An S3 endpoint: https, or plain http to this machine only (a local test server); the
-    credentials and every dump would otherwise cross the network in clear text."""
+    """An S3 endpoint: https; plain http only to a store that traffic never leaves the cluster
+    (or the machine) to reach: a Service name (`*.svc`, `*.svc.cluster.local`) or loopback.
+    Anywhere else the credentials and every dump would cross the network in clear text."""
     value = r.string(key, default="")
     if not value:
         return value
     parsed = urlsplit(value)
-    local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+    host = parsed.hostname or ""
+    internal = host in ("127.0.0.1", "localhost", "::1") or host.endswith(
+        (".svc", ".svc.cluster.local")
+    )
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and internal):
         r.fail(
             key,
             f"{value!r} is not an https URL",
-            "use https://... (plain http only to 127.0.0.1 or localhost); empty for AWS",
+            "use https://...; plain http only to an in-cluster Service "
+            "(http://minio.storage.svc:9000) or loopback; empty for AWS",
         )
     if not parsed.hostname:
         r.fail(key, f"{value!r} names no host", "write e.g. https://s3.eu-west-1.amazonaws.com")

@@ -129,7 +129,7 @@ BAD_VALUES = [
     ("databases[0].resources", {"requests": {"cpu": "4"}}, "requests.cpu"),
     ("databases[0].resources", {"requests": {"memory": "2Gi"}}, "requests.memory"),
     ("databases[0].name", "a" * 32, "pgbackup:databases[0].name"),
-    ("release", "a" * 30, "pgbackup:databases[0].name"),
+    ("release", "a" * 30, "pgbackup:release"),  # the drill's CronJob name (drill enabled)
     ("offsite.transition", {"days": 30, "storageClass": "DEEP_ARCHIVE"}, "storageClass"),
     ("alerts.ruleLabels", {"release": "kube prometheus"}, "pgbackup:alerts.ruleLabels.release"),
     ("alerts.ruleLabels", ["release"], "pgbackup:alerts.ruleLabels"),
@@ -182,3 +182,13 @@ def test_long_bucket_names_keep_writer_and_reader_apart_and_aliases_valid() -> N
     assert writer != reader and len(writer) <= 64 and len(reader) <= 64
     assert writer.endswith("-writer") and reader.endswith("-reader")
     assert names.kms_alias("backups.example.com") == "alias/backups-example-com"
+
+
+def test_a_long_release_is_fine_while_no_drill_cronjob_needs_the_room() -> None:
+    cfg = load("staging", release="a" * 30, drill={"enabled": False})
+    assert len(cfg.databases[0].cronjob_name) <= 52
+
+
+def test_plain_http_only_to_a_store_inside_the_cluster() -> None:
+    inside = "http://minio.storage.svc.cluster.local:9000"
+    assert load("staging", **{"offsite.endpointUrl": inside}).offsite.endpoint_url == inside
