@@ -226,7 +226,7 @@ apply_retention() {
       age=$((now - $(id_epoch "$id")))
       if ((verified > KEEP_MIN && age > max_age)); then
         if [[ "${RETAIN_UNTIL_OFFSITE:-0}" == 1 && ! -f "$path/$OFFSITE_MARK" ]]; then
-          warn "retention: keeping $id ($((age / 86400)) days old): it is not offsite yet, and this is its only copy — see why the uploads fail (pgbackup status)"
+          warn "retention: keeping $id ($((age / 86400)) days old): no upload has marked it offsite yet (.offsite), so it may be its only copy; the next upload sends or marks it — if this lasts, see why the uploads fail (pgbackup status)"
           continue
         fi
         log "retention: deleting $id ($((age / 86400)) days old; $KEEP_MIN newer verified sets kept)"

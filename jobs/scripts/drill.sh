@@ -94,10 +94,11 @@ start_server() {
     --no-sync >"$PRIVATE_TMP/initdb.log" 2>&1; then
     fail_pg_step "initdb of the throwaway server" "$PRIVATE_TMP/initdb.log"
   fi
-  # Sockets only, no TCP: nothing outside this container can reach the scratch copy.
+  # Sockets only, no TCP: nothing outside this container can reach the scratch copy. The server
+  # outlives this script if it is killed: it must not hold the stdout the CLI reads to its end.
   if ! pg_ctl -D "$DRILL_DIR/data" -l "$DRILL_DIR/server.log" -w -t 60 start \
     -o "-c listen_addresses='' -c port=$DRILL_PORT -c unix_socket_directories='$DRILL_DIR/run' -c fsync=off -c full_page_writes=off" \
-    >"$PRIVATE_TMP/pg_ctl.log" 2>&1; then
+    >"$PRIVATE_TMP/pg_ctl.log" 2>&1 {SUMMARY_FD}>&-; then
     cat "$DRILL_DIR/server.log" >>"$PRIVATE_TMP/pg_ctl.log" 2>/dev/null || true
     fail_pg_step "starting the throwaway server" "$PRIVATE_TMP/pg_ctl.log"
   fi

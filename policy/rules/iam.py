@@ -132,9 +132,10 @@ def _bucket_of(arn: str) -> str | None:
     """The bucket (or bucket pattern: `*` for every bucket) an S3 resource ARN names."""
     if arn == "*":
         return "*"
-    if not arn.startswith("arn:aws:s3:::"):
+    partition, _, name = arn.partition(":s3:::")  # arn:aws, arn:aws-cn, arn:aws-us-gov
+    if not name or not partition.startswith("arn:aws"):
         return None
-    return arn.removeprefix("arn:aws:s3:::").split("/", 1)[0] or None
+    return name.split("/", 1)[0] or None
 
 
 def _is_reader(resource: Resource, markers: Sequence[str]) -> bool:

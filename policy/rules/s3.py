@@ -148,9 +148,9 @@ def _denies_insecure_transport(statement: object, bucket: str) -> bool:
         if values is not None and [str(v).lower() for v in as_strings(values) or [values]] == [
             "false"
         ]:
-            arn = f"arn:aws:s3:::{bucket}"
-            targets = set(as_strings(dig(statement, "Resource")))
-            return bool({arn, "*"} & targets) and bool({f"{arn}/*", "*"} & targets)
+            # Any partition (aws, aws-cn, aws-us-gov): the name after `:s3:::` is what counts.
+            targets = {t.split(":s3:::", 1)[-1] for t in as_strings(dig(statement, "Resource"))}
+            return bool({bucket, "*"} & targets) and bool({f"{bucket}/*", "*"} & targets)
     return False
 
 
