@@ -195,7 +195,7 @@ def test_a_set_that_never_reached_the_bucket_outlives_its_retention(
     kept = run_script("backup.sh", env)
     assert kept.returncode == 0, kept.stderr
     assert "20200101t020000z" in complete_sets(backup_dir, dbname)
-    assert "not offsite yet" in kept.stderr
+    assert "no upload has marked it offsite" in kept.stderr
 
     (backup_dir / dbname / "20200101t020000z" / ".offsite").write_text("{}\n")
     pruned = run_script("backup.sh", env)
