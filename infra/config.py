@@ -74,8 +74,6 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
 }
 # An S3 key prefix: no leading or trailing slash, never empty (IAM grants are scoped by it).
 PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*[^/]$|^[A-Za-z0-9]$"
-# `<name>__pre_restore_<backup id>` within PostgreSQL's 63 bytes (see _database).
-MAX_DATABASE_NAME_BYTES = 63 - len("__pre_restore_") - len("20261125t020000z-2")
 # Kubernetes leaves 11 characters of a Job's 63 to the CronJob's suffix.
 MAX_CRONJOB_NAME = 52
 # A stack name as Pulumi spells it; the restore steps also make it a folder name (fetch.sh and
@@ -310,17 +308,7 @@ def _database(r: Reader, index: int, release: str, seen: set[str]) -> DatabaseCo
         "importPvc",
         "suspend",
     )
-    # A restore keeps the live database as `<name>__pre_restore_<backup id>` (the id takes up to
-    # 18 bytes, e.g. 20261125t020000z-2): that must fit PostgreSQL's 63 bytes, or the restore the
-    # night it is needed would be refused.
     name = r.string("name", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", example="vocab_app_staging")
-    if len(name.encode()) > MAX_DATABASE_NAME_BYTES:
-        r.fail(
-            "name",
-            f"{name!r} is longer than {MAX_DATABASE_NAME_BYTES} bytes: a restore could not keep "
-            f"it as {name}__pre_restore_<backup id> within PostgreSQL's 63",
-            "rename the database (ALTER DATABASE .. RENAME TO) to a shorter name",
-        )
     key = r.string("key", default=name.replace("_", "-").lower())
     check_dns_label(r, "key", key, max_len=20)
     if key in seen:

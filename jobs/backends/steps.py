@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection
 from pathlib import Path
@@ -230,14 +231,35 @@ def prepared_restore(
 ) -> PreparedRestore:
     """What restore.sh's summary of a prepare (or of an `all` into `target`) says was restored."""
     restored = str(result.get("id", backup_id))
-    side = str(result.get("into") or result.get("side") or f"{db}__restore_{restored}")
+    side = str(result.get("into") or result.get("side") or side_name(db, restored))
     source = source_database if source_database and source_database != db else None
     return PreparedRestore(db, restored, side, target, source, result, source_stack)
 
 
+def fitted_name(base: str, suffix: str) -> str:
+    """`base + suffix`, or when that exceeds PostgreSQL's 63 bytes, `base` cut short (never
+    inside a character), `_`, 8 hex of its md5, then `suffix`: restore.sh's fitted_name."""
+    raw, tail = base.encode(), suffix.encode()
+    if len(raw) + len(tail) <= 63:
+        return base + suffix
+    digest = hashlib.md5(raw, usedforsecurity=False).hexdigest()[:8]
+    cut = raw[: 63 - len(tail) - 9]
+    while cut and not 0x20 <= cut[-1] <= 0x7E:
+        cut = cut[:-1]
+    return f"{cut.decode()}_{digest}{suffix}"
+
+
+def side_name(db: str, backup_id: str) -> str:
+    return fitted_name(db, f"__restore_{backup_id}")
+
+
+def kept_name(db: str, backup_id: str) -> str:
+    return fitted_name(db, f"__pre_restore_{backup_id}")
+
+
 def restore_result(prepared: PreparedRestore, result: dict[str, Any]) -> RestoreResult:
     """What restore.sh's summary of a swap says: the previous live database's kept name."""
-    kept = str(result.get("kept") or f"{prepared.database}__pre_restore_{prepared.id}")
+    kept = str(result.get("kept") or kept_name(prepared.database, prepared.id))
     return RestoreResult(prepared.database, prepared.id, kept, result)
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from jobs import ui
-from jobs.backends import Target, add_local_options, open_backend
+from jobs.backends import Target, add_local_options, open_backend, steps
 from jobs.backends.base import WHERES, Backend, PreparedRestore, RestoreResult, Where
 from jobs.errors import ExitCode, PgBackupError
 from jobs.stack import load_stack
@@ -113,11 +113,11 @@ class Plan:
 
     @property
     def side(self) -> str:
-        return self.target_db or f"{self.database}__restore_{self.backup_id}"
+        return self.target_db or steps.side_name(self.database, self.backup_id)
 
     @property
     def kept(self) -> str:
-        return f"{self.database}__pre_restore_{self.backup_id}"
+        return steps.kept_name(self.database, self.backup_id)
 
 
 def print_plan(plan: Plan, target: Target) -> None:

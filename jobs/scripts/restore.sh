@@ -64,14 +64,9 @@ resolve_backup
 if [[ "$RESTORE_STEP" != swap ]]; then
   verify_source
 fi
-SIDE_DB="${DB}__restore_${ID}"
-KEPT_DB="${DB}__pre_restore_${ID}"
-if [[ -n "$TARGET_DATABASE" ]]; then
-  require_name_fits "$TARGET_DATABASE"
-else
-  require_name_fits "$SIDE_DB"
-  require_name_fits "$KEPT_DB"
-fi
+SIDE_DB="$(fitted_name "$DB" "__restore_${ID}")"
+KEPT_DB="$(fitted_name "$DB" "__pre_restore_${ID}")"
+[[ -z "$TARGET_DATABASE" ]] || require_name_fits "$TARGET_DATABASE"
 RESTORE_INTO="${TARGET_DATABASE:-$SIDE_DB}"
 log "restore of $DB from $SOURCE_KIND $ID ($SOURCE_PATH), step $RESTORE_STEP, into $RESTORE_INTO"
 

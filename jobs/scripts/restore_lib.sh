@@ -99,6 +99,21 @@ verify_source() {
   log "backup $ID verified: checksums match, archive $listed readable by pg_restore $(tool_version pg_restore)"
 }
 
+# fitted_name BASE SUFFIX: BASE SUFFIX, or when that exceeds PostgreSQL's 63 bytes, BASE cut short
+# (never inside a character) with `_` and 8 hex of BASE's md5, then SUFFIX: a database of any
+# name gets its side and kept databases. (jobs/backends/steps.py fitted_name says the same.)
+fitted_name() {
+  local LC_ALL=C base="$1" suffix="$2" cut hash
+  if ((${#base} + ${#suffix} <= 63)); then
+    printf '%s%s\n' "$base" "$suffix"
+    return 0
+  fi
+  hash="$(printf '%s' "$base" | md5sum)"
+  cut="${base:0:$((63 - ${#suffix} - 9))}"
+  while [[ -n "$cut" && "${cut: -1}" != [\ -~] ]]; do cut="${cut:0:-1}"; done
+  printf '%s_%s%s\n' "$cut" "${hash:0:8}" "$suffix"
+}
+
 # require_name_fits NAME: PostgreSQL truncates names at 63 bytes; a truncated name would collide.
 require_name_fits() {
   local LC_ALL=C

@@ -128,7 +128,6 @@ BAD_VALUES = [
     ("databases[0].resources", {"limits": {"memory": "512m"}}, "limits.memory"),
     ("databases[0].resources", {"requests": {"cpu": "4"}}, "requests.cpu"),
     ("databases[0].resources", {"requests": {"memory": "2Gi"}}, "requests.memory"),
-    ("databases[0].name", "a" * 32, "pgbackup:databases[0].name"),
     ("release", "a" * 30, "pgbackup:release"),  # the drill's CronJob name (drill enabled)
     ("offsite.transition", {"days": 30, "storageClass": "DEEP_ARCHIVE"}, "storageClass"),
     ("alerts.ruleLabels", {"release": "kube prometheus"}, "pgbackup:alerts.ruleLabels.release"),

@@ -12,9 +12,11 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 from pg_script_helpers import (
+    SCRIPTS,
     backed_up_database,
     database_names,
     error_line,
@@ -28,6 +30,7 @@ from pg_script_helpers import (
     wait_for,
 )
 
+from jobs.backends import steps
 from jobs.local.postgres import LocalPostgres
 
 
@@ -187,3 +190,31 @@ def test_restoring_the_postgres_database_runs_its_session_from_template1(
 
         refused = run_script("restore.sh", {**env, "MAINTENANCE_DB": "postgres"})
         assert refused.returncode == 64 and "MAINTENANCE_DB" in error_line(refused)
+
+
+def test_a_database_with_a_long_name_is_restored_side_by_side(
+    pg: LocalPostgres, base_env: dict[str, str], dbname: str, backup_dir: Path
+) -> None:
+    """`<db>__pre_restore_<id>` would pass PostgreSQL's 63 bytes: the names are fitted, not the
+    restore refused (a disaster recovery restores through the side database too)."""
+    long_name = f"{dbname}_" + "x" * (60 - len(dbname))
+    env, set_id = backed_up_database(pg, base_env, long_name, backup_dir)
+    result = run_script("restore.sh", env)
+    assert result.returncode == 0, result.stderr
+    kept = summary(result)["kept"]
+    assert kept == steps.kept_name(long_name, set_id)  # the CLI names it the same way
+    assert len(kept.encode()) <= 63 and kept.endswith(f"__pre_restore_{set_id}")
+    assert pg.psql("SELECT count(*) FROM items", kept) == "101"  # the data it replaced
+    assert pg.psql("SELECT count(*) FROM items", long_name) == "100"
+
+
+def test_the_scripts_and_the_cli_fit_names_alike() -> None:
+    suffix = "__pre_restore_20261125t020000z-2"
+    for name in ("app", "d" * 50, "é" * 30, "a" * 25 + "é" * 10):
+        fitted = subprocess.run(
+            ["bash", "-c", f'source "{SCRIPTS}/common.sh"; source "{SCRIPTS}/restore_lib.sh";'
+             ' fitted_name "$1" "$2"', "_", name, suffix],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert fitted == steps.fitted_name(name, suffix)
+        assert len(fitted.encode()) <= 63
