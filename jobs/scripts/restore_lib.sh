@@ -159,7 +159,7 @@ refuse_if_not_restorable() {
 # warn_about_kept_copies: the copies earlier restores kept (never dropped for the user) take room
 # on the same server; name them before this restore needs room for one more database.
 warn_about_kept_copies() {
-  local prefix="${DB}__pre_restore_" kept
+  local prefix="${KEPT_DB%"$ID"}" kept # (a fitted name for a long one)
   kept="$(pg_query "$MAINTENANCE_DB" "SELECT string_agg(format('%s (%s)', datname,
       pg_size_pretty(pg_database_size(oid))), ', ' ORDER BY datname)
     FROM pg_database WHERE left(datname, length($(sql_literal "$prefix"))) = $(sql_literal "$prefix")")"
