@@ -177,8 +177,9 @@ class Backend(Protocol):
         """Swap the prepared side database in; the old one is kept as `<db>__pre_restore_<id>`."""
         ...
 
-    def app_replicas(self) -> dict[str, int]:
-        """Current replica counts of the stack's app Deployments."""
+    def app_replicas(self, missing_ok: bool = False) -> dict[str, int]:
+        """Current replica counts of the stack's app Deployments (NOT_FOUND when one is missing;
+        with `missing_ok`, those that exist)."""
         ...
 
     def scale_app(self, replicas_by_deployment: dict[str, int]) -> None:

@@ -308,17 +308,22 @@ class KubernetesBackend(JobRunner):
         result.pop("_logs", None)
         return steps.restore_result(prepared, result)
 
-    def app_replicas(self) -> dict[str, int]:
+    def app_replicas(self, missing_ok: bool = False) -> dict[str, int]:
         replicas = {}
         for name in self.stack.app_deployments:
-            scale = plain(
-                self._call(
-                    f"Deployment {name} in {self.namespace}",
-                    self.apps.read_namespaced_deployment_scale,
-                    name,
-                    self.namespace,
+            try:
+                scale = plain(
+                    self._call(
+                        f"Deployment {name} in {self.namespace}",
+                        self.apps.read_namespaced_deployment_scale,
+                        name,
+                        self.namespace,
+                    )
                 )
-            )
+            except PgBackupError as error:
+                if missing_ok and error.code == ExitCode.NOT_FOUND:
+                    continue
+                raise
             replicas[name] = int((scale.get("spec") or {}).get("replicas") or 0)
         return replicas
 

@@ -275,7 +275,7 @@ class LocalBackend:
         stdout, _ = self._run("restore.sh", prepared.database, extra)
         return steps.restore_result(prepared, steps.summary(stdout, "restore.sh"))
 
-    def app_replicas(self) -> dict[str, int]:
+    def app_replicas(self, missing_ok: bool = False) -> dict[str, int]:
         return {}
 
     def scale_app(self, replicas_by_deployment: dict[str, int]) -> None:

@@ -96,18 +96,21 @@ def cluster_of(kubeconfig: Path, context: str | None) -> str:
         return str(kubeconfig)
 
 
-def held_replicas(state_file: Path) -> dict[str, int]:
-    """The app's replica counts an unfinished rebuild recorded before holding it at 0."""
+def held_replicas(state_file: Path, stack: str, target: str) -> dict[str, int]:
+    """The app's replica counts an unfinished rebuild of the same stack, database and cluster
+    recorded before holding it at 0 (another cluster's counts are not this one's)."""
     import json
 
     try:
         data = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("finished_at") is not None:
-        return {}
-    replicas = (data.get("facts") or {}).get("app_replicas") or {}
-    return {str(k): int(v) for k, v in replicas.items()} if isinstance(replicas, dict) else {}
+        if data.get("finished_at") is not None or data.get("stack") != stack:
+            return {}
+        if data.get("target") not in ("", None, target):
+            return {}
+        replicas = data["facts"]["app_replicas"]
+        return {str(name): int(count) for name, count in replicas.items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}  # no state, or one that cannot be read: nothing recorded to give back
 
 
 def build_rebuild(args: argparse.Namespace, engine: StackEngine | None = None) -> KubernetesRebuild:
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         )
     incident = since.timestamp() if since else time.time()
     target = f"{rebuild.database} on {cluster_of(rebuild.kubeconfig, args.context)}"
-    held = held_replicas(state_file) if args.fresh else {}
+    held = held_replicas(state_file, args.stack, target) if args.fresh else {}
     if args.fresh and state_file.exists() and not args.dry_run:
         state_file.unlink()
     state = (

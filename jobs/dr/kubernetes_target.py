@@ -89,12 +89,8 @@ class KubernetesRebuild:
         """Scale the app's Deployments to 0, their counts recorded first (and a count an earlier
         try recorded kept: that try may have scaled some to 0 before it failed)."""
         backend = self.backend()
-        try:
-            found = backend.app_replicas()
-        except PgBackupError as error:
-            if error.code != ExitCode.NOT_FOUND:
-                raise
-            found = {}  # the app's chart is not in the new cluster (yet): nothing can write
+        # Only the Deployments already installed (a chart may be half-way in): they can write.
+        found = backend.app_replicas(missing_ok=True)
         replicas = dict(state.facts.get("app_replicas") or {})
         for name, count in found.items():
             if count or name not in replicas:

@@ -108,10 +108,17 @@ fitted_name() {
     printf '%s%s\n' "$base" "$suffix"
     return 0
   fi
-  hash="$(printf '%s' "$base" | md5sum)"
+  hash="$(name_hash "$base")"
   cut="${base:0:$((63 - ${#suffix} - 9))}"
   while [[ -n "$cut" && "${cut: -1}" != [\ -~] ]]; do cut="${cut:0:-1}"; done
-  printf '%s_%s%s\n' "$cut" "${hash:0:8}" "$suffix"
+  printf '%s_%s%s\n' "$cut" "$hash" "$suffix"
+}
+
+# name_hash NAME: the 8 hex of NAME's md5 that a fitted name carries.
+name_hash() {
+  local sum
+  sum="$(printf '%s' "$1" | md5sum)"
+  printf '%s\n' "${sum:0:8}"
 }
 
 # require_name_fits NAME: PostgreSQL truncates names at 63 bytes; a truncated name would collide.
@@ -159,10 +166,13 @@ refuse_if_not_restorable() {
 # warn_about_kept_copies: the copies earlier restores kept (never dropped for the user) take room
 # on the same server; name them before this restore needs room for one more database.
 warn_about_kept_copies() {
-  local prefix="${KEPT_DB%"$ID"}" kept # (a fitted name for a long one)
+  # Named <db>__pre_restore_<id>, or, fitted for a long name, ..._<its hash>__pre_restore_<id>.
+  local plain="${DB}__pre_restore_" fitted kept
+  fitted="_$(name_hash "$DB")__pre_restore_"
   kept="$(pg_query "$MAINTENANCE_DB" "SELECT string_agg(format('%s (%s)', datname,
       pg_size_pretty(pg_database_size(oid))), ', ' ORDER BY datname)
-    FROM pg_database WHERE left(datname, length($(sql_literal "$prefix"))) = $(sql_literal "$prefix")")"
+    FROM pg_database WHERE left(datname, length($(sql_literal "$plain"))) = $(sql_literal "$plain")
+      OR strpos(datname, $(sql_literal "$fitted")) > 0")"
   [[ -z "$kept" ]] || warn "earlier restores kept $kept on this server:" \
     "drop those you no longer need (DROP DATABASE <name>) to free room"
 }

@@ -177,7 +177,8 @@ upload_database() {
 # retried by every later upload or kept by retention as a set never offsite; it stays for a look.
 set_aside() {
   local dir="$BACKUP_DIR/$1/$2" fd
-  if exec {fd}>>"$BACKUP_DIR/$1/.lock" 2>/dev/null && flock -n "$fd" &&
+  # (The braces keep the 2>/dev/null to the exec: on a bare `exec` it would last for the script.)
+  if { exec {fd}>>"$BACKUP_DIR/$1/.lock"; } 2>/dev/null && flock -n "$fd" &&
     mv -T -- "$dir" "$dir.corrupt" 2>/dev/null; then
     log "upload $1/$2: moved aside to $dir.corrupt (remove it once looked at)"
   else

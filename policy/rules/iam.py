@@ -3,6 +3,7 @@ access to another stack's backups is read-only."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -92,7 +93,8 @@ def _no_delete(resource: Resource, config: Config) -> Iterator[str]:
         dig(resource.props, "policyArn")
     )
     for arn in attached:
-        if arn in broad:
+        # The same managed policy in every partition (arn:aws, arn:aws-cn, arn:aws-us-gov).
+        if re.sub(r"^arn:aws[a-z-]*:", "arn:aws:", arn) in broad:
             yield explain(
                 f"{resource.label} attaches the managed policy {arn!r}",
                 "it includes deleting objects and changing bucket settings, so a stolen pod "

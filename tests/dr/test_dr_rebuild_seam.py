@@ -62,7 +62,8 @@ class FakeCluster:
         self.tables = tables
         self.replicas = {"vocab-app-api": 3, "vocab-app-worker": 2}
 
-    def app_replicas(self) -> dict[str, int]:
+    def app_replicas(self, missing_ok: bool = False) -> dict[str, int]:
+        assert missing_ok  # the rebuild holds whatever of the app is installed
         return dict(self.replicas)
 
     def scale_app(self, replicas: dict[str, int]) -> None:
@@ -385,3 +386,28 @@ def test_a_secret_config_value_reaches_pulumi_on_stdin_never_in_argv(
         KUBECONFIG_KEY,
     ]
     assert "s3cr3t" in (tmp_path / "stdin").read_text()
+
+
+def test_fresh_carries_over_only_the_counts_of_the_same_unfinished_rebuild(tmp_path: Path) -> None:
+    import json
+
+    state_file = tmp_path / "dr.json"
+    target = "vocab_app_staging on https://new.example"
+
+    def saved(**changes: Any) -> dict[str, int]:
+        payload = {
+            "stack": "staging",
+            "target": target,
+            "finished_at": None,
+            "facts": {"app_replicas": {"vocab-app-api": 3}},
+            **changes,
+        }
+        state_file.write_text(json.dumps(payload))
+        return dr_rebuild.held_replicas(state_file, "staging", target)
+
+    assert saved() == {"vocab-app-api": 3}
+    assert saved(target="vocab_app_staging on https://old.example") == {}  # another cluster's
+    assert saved(stack="production") == {}
+    assert saved(finished_at=1.0) == {}  # given back already
+    assert saved(facts={"app_replicas": {"vocab-app-api": None}}) == {}  # unreadable: nothing
+    assert saved(facts=[]) == {}

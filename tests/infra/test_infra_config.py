@@ -135,6 +135,7 @@ BAD_VALUES = [
     ("alerts.webhookSecret", {"name": "hooks"}, "pgbackup:alerts.webhookSecret.key"),
     ("offsite.endpointUrl", "http://minio.storage:9000", "pgbackup:offsite.endpointUrl"),
     ("offsite.endpointUrl", "s3.example.com", "pgbackup:offsite.endpointUrl"),
+    ("offsite.endpointUrl", "http://minio.svc.example.com", "pgbackup:offsite.endpointUrl"),
 ]
 
 

@@ -145,3 +145,15 @@ def test_a_writer_allowed_to_write_every_bucket_fires() -> None:
 
     _edit_policy(resources, "writer", everywhere)
     assert_fires("production", resources, "iam-reader-read-only", "every bucket matching '*'")
+
+
+def test_a_broad_managed_policy_of_another_partition_fires() -> None:
+    resources = render("production")
+    resources.append(
+        Resource(
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "writer-admin",
+            {"role": "writer", "policyArn": "arn:aws-cn:iam::aws:policy/AdministratorAccess"},
+        )
+    )
+    assert_fires("production", resources, "iam-no-delete", "AdministratorAccess")

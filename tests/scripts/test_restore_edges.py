@@ -199,8 +199,12 @@ def test_a_database_with_a_long_name_is_restored_side_by_side(
     restore refused (a disaster recovery restores through the side database too)."""
     long_name = f"{dbname}_" + "x" * (60 - len(dbname))
     env, set_id = backed_up_database(pg, base_env, long_name, backup_dir)
+    # A copy an earlier restore kept (of an id of another length, so cut elsewhere) is named.
+    earlier = steps.kept_name(long_name, "20250101t020000z-2")
+    pg.psql(f'CREATE DATABASE "{earlier}"')
     result = run_script("restore.sh", env)
     assert result.returncode == 0, result.stderr
+    assert f"earlier restores kept {earlier} (" in result.stderr
     kept = summary(result)["kept"]
     assert kept == steps.kept_name(long_name, set_id)  # the CLI names it the same way
     assert len(kept.encode()) <= 63 and kept.endswith(f"__pre_restore_{set_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -239,7 +240,9 @@ def test_a_set_that_rotted_on_the_volume_is_not_uploaded(
     proc = run_script("upload.sh", env)
 
     assert proc.returncode == 65, proc.stderr
-    assert f"app/{OLDER}" in error_lines(proc)[-1] and "checksums" in error_lines(proc)[-1]
+    assert f"moved aside to {rotten}.corrupt" in proc.stderr  # the log goes on after the rename
+    last = error_lines(proc)[-1]
+    assert f"app/{OLDER} failed their checksums" in last and "<id>.corrupt" in last
     uploaded = {
         key.removeprefix(f"{PREFIX}/app/").split("/")[0] for key in offsite_objects(s3, bucket)
     }
@@ -252,3 +255,19 @@ def test_a_set_that_rotted_on_the_volume_is_not_uploaded(
     again = run_script("upload.sh", env)
     assert again.returncode == 0, again.stderr
     assert summary(again)["sets_skipped"] == 1
+
+
+def test_a_rotted_set_of_a_locked_database_stays_in_place_and_is_checked_again(
+    s3: LocalS3, bucket: str, tmp_path: Path
+) -> None:
+    """A backup or restore holds the database: the set is not moved under it."""
+    rotten = make_set(tmp_path, "app", OLDER)
+    data = next(p for p in (rotten / "dump").iterdir() if p.name != "toc.dat")
+    data.write_bytes(b"bit rot" + data.read_bytes()[7:])
+    env = offsite_env(s3, bucket, tmp_path, S3_SSE="AES256")
+    with (tmp_path / "app" / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = run_script("upload.sh", env)
+    assert proc.returncode == 65, proc.stderr
+    assert "could not move it aside" in proc.stderr
+    assert rotten.is_dir() and not (tmp_path / "app" / f"{OLDER}.corrupt").exists()
