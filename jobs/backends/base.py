@@ -186,6 +186,11 @@ class Backend(Protocol):
         """Scale the named Deployments (waits until scaled-down pods are gone)."""
         ...
 
+    def suspend_backups(self, db: str, suspended: bool) -> bool:
+        """Suspend (or resume) the scheduled backups of `db`; returns whether they were
+        suspended before. Without a scheduler of its own (local), nothing to do."""
+        ...
+
     def download(
         self, db: str, backup_id: str, to_dir: Path, source_stack: str | None = None
     ) -> DownloadResult:

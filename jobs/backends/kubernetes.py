@@ -327,6 +327,19 @@ class KubernetesBackend(JobRunner):
             replicas[name] = int((scale.get("spec") or {}).get("replicas") or 0)
         return replicas
 
+    def suspend_backups(self, db: str, suspended: bool) -> bool:
+        name = self._objects(db).cronjob
+        before = bool((self._cronjob(db).get("spec") or {}).get("suspend"))
+        if before != suspended:
+            self._call(
+                f"{'suspend' if suspended else 'resume'} CronJob {name}",
+                self.batch.patch_namespaced_cron_job,
+                name,
+                self.namespace,
+                {"spec": {"suspend": suspended}},
+            )
+        return before
+
     def scale_app(self, replicas_by_deployment: dict[str, int]) -> None:
         for name, count in replicas_by_deployment.items():
             self._call(

@@ -281,6 +281,9 @@ class LocalBackend:
     def scale_app(self, replicas_by_deployment: dict[str, int]) -> None:
         return None
 
+    def suspend_backups(self, db: str, suspended: bool) -> bool:
+        return False  # no CronJob here: the user's own scheduler runs backups
+
     def download(
         self, db: str, backup_id: str, to_dir: Path, source_stack: str | None = None
     ) -> DownloadResult:

@@ -96,9 +96,10 @@ def cluster_of(kubeconfig: Path, context: str | None) -> str:
         return str(kubeconfig)
 
 
-def held_replicas(state_file: Path, stack: str, target: str) -> dict[str, int]:
-    """The app's replica counts an unfinished rebuild of the same stack, database and cluster
-    recorded before holding it at 0 (another cluster's counts are not this one's)."""
+def held_facts(state_file: Path, stack: str, target: str) -> dict[str, Any]:
+    """What an unfinished rebuild of the same stack, database and cluster recorded before it
+    held the app and suspended the backups (the app's replica counts, whether backups were
+    suspended already), for a fresh start to give back; another cluster's are not this one's."""
     import json
 
     try:
@@ -107,8 +108,14 @@ def held_replicas(state_file: Path, stack: str, target: str) -> dict[str, int]:
             return {}
         if data.get("target") not in ("", None, target):
             return {}
-        replicas = data["facts"]["app_replicas"]
-        return {str(name): int(count) for name, count in replicas.items()}
+        facts = data["facts"]
+        held: dict[str, Any] = {}
+        if "app_replicas" in facts:
+            replicas = facts["app_replicas"]
+            held["app_replicas"] = {str(name): int(count) for name, count in replicas.items()}
+        if "backups_suspended" in facts:
+            held["backups_suspended"] = bool(facts["backups_suspended"])
+        return held
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return {}  # no state, or one that cannot be read: nothing recorded to give back
 
@@ -175,7 +182,7 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         )
     incident = since.timestamp() if since else time.time()
     target = f"{rebuild.database} on {cluster_of(rebuild.kubeconfig, args.context)}"
-    held = held_replicas(state_file, args.stack, target) if args.fresh else {}
+    held = held_facts(state_file, args.stack, target) if args.fresh else {}
     if args.fresh and state_file.exists() and not args.dry_run:
         state_file.unlink()
     state = (
@@ -183,9 +190,8 @@ def run(args: argparse.Namespace, engine: StackEngine | None = None) -> int:
         if args.fresh
         else RebuildState.load_or_new(state_file, args.stack, incident, target)
     )
-    if held:
-        # An unfinished rebuild held the app: starting over must still give its replicas back.
-        state.facts["app_replicas"] = held
+    # An unfinished rebuild held the app and the backups: starting over still gives them back.
+    state.facts.update(held)
     if since and since.timestamp() < state.incident_at:
         # The loss happened before this rebuild's first run: the RTO counts from the loss.
         state.incident_at = since.timestamp()

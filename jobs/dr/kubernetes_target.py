@@ -101,6 +101,12 @@ class KubernetesRebuild:
         return replicas
 
     def hold_app(self, state: RebuildState) -> str:
+        # The backup CronJob `up` declared would, if its schedule came round now, take a set of
+        # the empty server and make it the newest offsite: suspended until the data is back.
+        # (What a first try found is kept: a retry finds them suspended by that try.)
+        before = self.backend().suspend_backups(self.database, True)
+        state.facts.setdefault("backups_suspended", before)
+        state.save()
         replicas = self._hold(state)
         if not replicas:
             return (
@@ -175,6 +181,8 @@ class KubernetesRebuild:
         )
 
     def release_app(self, state: RebuildState) -> str:
+        # Backups resume (unless the stack had them suspended): the next one is of the real data.
+        self.backend().suspend_backups(self.database, bool(state.facts.get("backups_suspended")))
         replicas: dict[str, int] = dict(state.facts.get("app_replicas") or {})
         if not replicas:
             return "no app Deployment to scale back"
@@ -190,7 +198,11 @@ class KubernetesRebuild:
                 self.configure,
             ),
             Step("up", "pulumi up: namespace objects, volume, CronJob, bucket access", self.up),
-            Step("hold_app", "scale the app's Deployments to 0 until the restore", self.hold_app),
+            Step(
+                "hold_app",
+                "suspend the backup CronJob and scale the app's Deployments to 0 until the restore",
+                self.hold_app,
+            ),
             Step("wait_ready", "wait until PostgreSQL accepts connections", self.wait_ready),
             Step(
                 "fetch",
@@ -199,5 +211,9 @@ class KubernetesRebuild:
             ),
             Step("restore", f"restore it into {self.database}", self.restore),
             Step("verify", "verify the set and the restore's row counts", self.verify),
-            Step("release_app", "scale the app back to its recorded replicas", self.release_app),
+            Step(
+                "release_app",
+                "resume the backups and scale the app back to its recorded replicas",
+                self.release_app,
+            ),
         ]

@@ -166,6 +166,14 @@ class FakeKube:
                 return copy.deepcopy(cronjob)
         raise NotFound(f"cronjob {namespace}/{name}")
 
+    def patch_namespaced_cron_job(
+        self, name: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls.append(("patch_cronjob", namespace, name, body))
+        cronjob = self.read_namespaced_cron_job(name, namespace)
+        self.cronjob["spec"].update(body["spec"])
+        return cronjob
+
     def list_namespaced_job(self, namespace: str) -> dict[str, Any]:
         self.calls.append(("list_jobs", namespace))
         return {

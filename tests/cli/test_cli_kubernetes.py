@@ -405,3 +405,20 @@ def test_a_drill_from_offsite_fetches_the_set_onto_the_volume_then_drills_that_s
     assert env_of(fetch)["BACKUP_ID"] == BACKUP_ID  # the newest offsite, resolved first
     # The set just fetched, not whatever is newest on the volume.
     assert env_of(drilled)["BACKUP_ID"] == BACKUP_ID
+
+
+def test_backups_are_suspended_and_resumed_through_the_cronjob(
+    kube: FakeKube, stacks: dict[str, str]
+) -> None:
+    """What a disaster recovery does while the data is not back yet."""
+    from jobs.backends.kubernetes import KubernetesBackend
+    from jobs.stack import load_stack
+
+    backend = KubernetesBackend(load_stack("staging"), kube, kube, kube)
+    assert backend.suspend_backups("vocab_app_staging", True) is False
+    assert kube.cronjob["spec"]["suspend"] is True
+    assert backend.suspend_backups("vocab_app_staging", True) is True  # no second patch
+    assert backend.suspend_backups("vocab_app_staging", False) is True
+    assert kube.cronjob["spec"]["suspend"] is False
+    patches = [c for c in kube.calls if c[0] == "patch_cronjob"]
+    assert [c[3]["spec"]["suspend"] for c in patches] == [True, False]

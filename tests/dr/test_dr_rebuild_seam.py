@@ -61,10 +61,16 @@ class FakeCluster:
         self.fail_scale = fail_scale  # a Deployment whose first scale-down fails
         self.tables = tables
         self.replicas = {"vocab-app-api": 3, "vocab-app-worker": 2}
+        self.backups_suspended = False
 
     def app_replicas(self, missing_ok: bool = False) -> dict[str, int]:
         assert missing_ok  # the rebuild holds whatever of the app is installed
         return dict(self.replicas)
+
+    def suspend_backups(self, db: str, suspended: bool) -> bool:
+        self.events.append(f"backups {'suspended' if suspended else 'resumed'}")
+        before, self.backups_suspended = self.backups_suspended, suspended
+        return before
 
     def scale_app(self, replicas: dict[str, int]) -> None:
         self.events.append("scale " + ",".join(f"{k}={v}" for k, v in replicas.items()))
@@ -146,10 +152,12 @@ def test_the_rebuild_selects_points_at_the_new_cluster_brings_it_up_then_restore
     )
     value, secret, _ = engine.config[KUBECONFIG_KEY]
     assert value == KUBECONFIG_TEXT and secret
-    # The app is held at 0 from right after `up` until the restore is verified, then given back.
+    # The app is held at 0 from right after `up` until the restore is verified, then given back;
+    # the backups meanwhile suspended, so no set of the empty server is taken.
     held = "scale vocab-app-api=0,vocab-app-worker=0"
-    assert events.index("up") < events.index(held) < events.index(f"fetch {BEFORE}")
-    assert events[-1] == "scale vocab-app-api=3,vocab-app-worker=2"
+    assert events.index("up") < events.index("backups suspended") < events.index(held)
+    assert events.index(held) < events.index(f"fetch {BEFORE}")
+    assert events[-2:] == ["backups resumed", "scale vocab-app-api=3,vocab-app-worker=2"]
     # Nothing is restored before PostgreSQL accepts connections.
     ready = events.index("probe ready")
     assert all(e == "probe not ready" for e in events[ready - 2 : ready])
@@ -233,6 +241,16 @@ def test_starting_over_with_fresh_still_gives_the_held_app_back(
 
     assert dr_rebuild.run(_args(tmp_path, kubeconfig, fresh=True), FakeEngine([])) == 0
     assert cluster.replicas == {"vocab-app-api": 3, "vocab-app-worker": 2}
+    assert cluster.backups_suspended is False  # resumed, as they were before the first try
+
+
+def test_backups_suspended_by_the_stack_stay_suspended_after_the_rebuild(tmp_path: Path) -> None:
+    events: list[str] = []
+    cluster = FakeCluster(events)
+    cluster.backups_suspended = True  # databases[].suspend in the stack file
+    rebuild, _ = _rebuild(tmp_path, events, cluster, ready_after=0)
+    run_steps(rebuild.steps(), RebuildState(tmp_path / "dr.json", "staging", INCIDENT))
+    assert cluster.backups_suspended is True
 
 
 def test_a_restore_that_checked_no_table_is_not_reported_verified(tmp_path: Path) -> None:
@@ -403,7 +421,7 @@ def test_fresh_carries_over_only_the_counts_of_the_same_unfinished_rebuild(tmp_p
             **changes,
         }
         state_file.write_text(json.dumps(payload))
-        return dr_rebuild.held_replicas(state_file, "staging", target)
+        return dr_rebuild.held_facts(state_file, "staging", target).get("app_replicas", {})
 
     assert saved() == {"vocab-app-api": 3}
     assert saved(target="vocab_app_staging on https://old.example") == {}  # another cluster's
